@@ -1,0 +1,402 @@
+//! The encoder: values, serde types and builder calls into any [`Sink`].
+//!
+//! [`Encoder`] is a thin builder over the opcodes that writes exactly what the reference
+//! writes: list items as `INT i, item, SETITEM`, dict entries as `key, value, SETITEM`,
+//! tuple and set members followed by their count, ints in the signed 32-bit range as
+//! `INT`, larger ones as `LONGINT` decimal text. Ints below -2^31 also go out as
+//! `LONGINT` text (the reference cannot write them but reads them fine).
+//!
+//! Anything that implements [`Encode`] (a [`ValueRef`], an owned
+//! [`Value`](crate::Value), a serde type through [`Serde`](crate::serde::Serde)) can be
+//! written with [`encode`] into a slice, a `heapless::Vec`, a `Vec` or an
+//! `embedded_io::Write`.
+
+use crate::decode::Version;
+use crate::error::EncodeError;
+use crate::opcode as op;
+use crate::sink::{Sink, SliceSink};
+use crate::value::{IntKind, PyStr, ValueRef};
+
+/// Which envelope to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Envelope {
+    /// A channel payload: the value and `STOP`, no version byte.
+    Internal,
+    /// `dumps` output: a version byte, the value, `STOP`.
+    Dumps(Version),
+}
+
+/// Low-level builder: one method per opcode (or per value written the reference's way).
+///
+/// ```
+/// use execnet_core::encode::Encoder;
+/// let mut out = [0u8; 64];
+/// let mut e = Encoder::new(execnet_core::sink::SliceSink::new(&mut out));
+/// e.new_list(2)?;
+/// for (i, s) in ["hello", "world"].iter().enumerate() {
+///     e.list_index(i)?;
+///     e.str(s)?;
+///     e.setitem()?;
+/// }
+/// e.stop()?;
+/// let bytes = e.finish()?;
+/// assert_eq!(bytes.len(), 38); // the example of PROTOCOL.md, less its version byte
+/// # Ok::<(), execnet_core::EncodeError>(())
+/// ```
+pub struct Encoder<S> {
+    sink: S,
+}
+
+fn len32(n: usize) -> Result<[u8; 4], EncodeError> {
+    i32::try_from(n)
+        .map(i32::to_be_bytes)
+        .map_err(|_| EncodeError::TooLong(n))
+}
+
+/// Formats an integer as decimal into `buf`, returning the text.
+fn decimal(mut v: i128, buf: &mut [u8; 48]) -> &[u8] {
+    let neg = v < 0;
+    let mut at = buf.len();
+    loop {
+        let digit = (v % 10).unsigned_abs() as u8;
+        at -= 1;
+        if let Some(slot) = buf.get_mut(at) {
+            *slot = b'0' + digit;
+        }
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if neg {
+        at -= 1;
+        if let Some(slot) = buf.get_mut(at) {
+            *slot = b'-';
+        }
+    }
+    buf.get(at..).unwrap_or(&[])
+}
+
+impl<S: Sink> Encoder<S> {
+    /// A builder writing into `sink`.
+    pub fn new(sink: S) -> Self {
+        Encoder { sink }
+    }
+
+    /// Ends the output and gives the sink's result.
+    pub fn finish(self) -> Result<S::Output, EncodeError> {
+        self.sink.finalize()
+    }
+
+    fn op_len(&mut self, code: u8, n: usize) -> Result<(), EncodeError> {
+        let len = len32(n)?;
+        self.sink.try_push(code)?;
+        self.sink.try_extend(&len)
+    }
+
+    fn op_i32(&mut self, code: u8, v: i32) -> Result<(), EncodeError> {
+        self.sink.try_push(code)?;
+        self.sink.try_extend(&v.to_be_bytes())
+    }
+
+    fn blob(&mut self, code: u8, bytes: &[u8]) -> Result<(), EncodeError> {
+        self.op_len(code, bytes.len())?;
+        self.sink.try_extend(bytes)
+    }
+
+    /// The `dumps` version byte (write it first, and only for the `dumps` envelope).
+    pub fn version(&mut self, version: Version) -> Result<(), EncodeError> {
+        self.sink.try_push(version.byte())
+    }
+
+    /// `None`.
+    pub fn none(&mut self) -> Result<(), EncodeError> {
+        self.sink.try_push(op::NONE)
+    }
+
+    /// `True` or `False`.
+    pub fn bool(&mut self, b: bool) -> Result<(), EncodeError> {
+        self.sink.try_push(if b { op::TRUE } else { op::FALSE })
+    }
+
+    /// An int, written as the reference writes it: `INT` within the signed 32-bit range,
+    /// `LONGINT` decimal text otherwise.
+    pub fn int(&mut self, v: i128) -> Result<(), EncodeError> {
+        self.int_kind(v, IntKind::Int)
+    }
+
+    /// An int of the given kind (`IntKind::Long` for a Python 2 `long`: `LONG` or
+    /// `LONGLONG`).
+    pub fn int_kind(&mut self, v: i128, kind: IntKind) -> Result<(), EncodeError> {
+        let (small, big) = match kind {
+            IntKind::Int => (op::INT, op::LONGINT),
+            IntKind::Long => (op::LONG, op::LONGLONG),
+        };
+        match i32::try_from(v) {
+            Ok(v) => self.op_i32(small, v),
+            Err(_) => {
+                let mut buf = [0u8; 48];
+                let text = decimal(v, &mut buf);
+                self.blob(big, text)
+            }
+        }
+    }
+
+    /// `INT` / `LONG` with exactly this 32-bit operand.
+    pub fn int32(&mut self, v: i32, kind: IntKind) -> Result<(), EncodeError> {
+        self.op_i32(
+            match kind {
+                IntKind::Int => op::INT,
+                IntKind::Long => op::LONG,
+            },
+            v,
+        )
+    }
+
+    /// `LONGINT` / `LONGLONG` with this decimal text (an optional `+`/`-`, then ASCII
+    /// digits), written as given.
+    pub fn big_int(&mut self, text: &str, kind: IntKind) -> Result<(), EncodeError> {
+        let digits = text
+            .strip_prefix('-')
+            .or_else(|| text.strip_prefix('+'))
+            .unwrap_or(text);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(EncodeError::InvalidIntText);
+        }
+        let code = match kind {
+            IntKind::Int => op::LONGINT,
+            IntKind::Long => op::LONGLONG,
+        };
+        self.blob(code, text.as_bytes())
+    }
+
+    /// A float, bit for bit.
+    pub fn float(&mut self, f: f64) -> Result<(), EncodeError> {
+        self.sink.try_push(op::FLOAT)?;
+        self.sink.try_extend(&f.to_bits().to_be_bytes())
+    }
+
+    /// A complex number.
+    pub fn complex(&mut self, re: f64, im: f64) -> Result<(), EncodeError> {
+        self.sink.try_push(op::COMPLEX)?;
+        self.sink.try_extend(&re.to_bits().to_be_bytes())?;
+        self.sink.try_extend(&im.to_bits().to_be_bytes())
+    }
+
+    /// `bytes`.
+    pub fn bytes(&mut self, b: &[u8]) -> Result<(), EncodeError> {
+        self.blob(op::BYTES, b)
+    }
+
+    /// A Python 3 `str` (`PY3STRING`), as execnet 2.x writes every `str`.
+    pub fn str(&mut self, s: &str) -> Result<(), EncodeError> {
+        self.blob(op::PY3STRING, s.as_bytes())
+    }
+
+    /// Python 2 `unicode` (`UNICODE`).
+    pub fn unicode(&mut self, s: &str) -> Result<(), EncodeError> {
+        self.blob(op::UNICODE, s.as_bytes())
+    }
+
+    /// A Python 2 `str` (`PY2STRING`): raw bytes.
+    pub fn py2str(&mut self, b: &[u8]) -> Result<(), EncodeError> {
+        self.blob(op::PY2STRING, b)
+    }
+
+    /// A string with its opcode.
+    pub fn py_str(&mut self, s: PyStr<'_>) -> Result<(), EncodeError> {
+        match s {
+            PyStr::Py2(b) => self.py2str(b),
+            PyStr::Py3(s) => self.str(s),
+            PyStr::Unicode(s) => self.unicode(s),
+        }
+    }
+
+    /// A reference to channel `id`.
+    pub fn channel(&mut self, id: i32) -> Result<(), EncodeError> {
+        self.op_i32(op::CHANNEL, id)
+    }
+
+    /// `NEWLIST n`: then, for each index i in order, [`list_index`](Self::list_index),
+    /// the item, [`setitem`](Self::setitem).
+    pub fn new_list(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.op_len(op::NEWLIST, n)
+    }
+
+    /// `INT i`, the key of a list item.
+    pub fn list_index(&mut self, i: usize) -> Result<(), EncodeError> {
+        self.op_len(op::INT, i)
+    }
+
+    /// `NEWDICT`: then key, value, [`setitem`](Self::setitem) for each entry.
+    pub fn new_dict(&mut self) -> Result<(), EncodeError> {
+        self.sink.try_push(op::NEWDICT)
+    }
+
+    /// `SETITEM`.
+    pub fn setitem(&mut self) -> Result<(), EncodeError> {
+        self.sink.try_push(op::SETITEM)
+    }
+
+    /// `BUILDTUPLE n`, after the n items.
+    pub fn build_tuple(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.op_len(op::BUILDTUPLE, n)
+    }
+
+    /// `SET n`, after the n members.
+    pub fn build_set(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.op_len(op::SET, n)
+    }
+
+    /// `FROZENSET n`, after the n members.
+    pub fn build_frozenset(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.op_len(op::FROZENSET, n)
+    }
+
+    /// `STOP`.
+    pub fn stop(&mut self) -> Result<(), EncodeError> {
+        self.sink.try_push(op::STOP)
+    }
+}
+
+/// A value that can be written with an [`Encoder`].
+pub trait Encode {
+    /// Writes the value's opcodes (no envelope, no `STOP`).
+    fn encode<S: Sink>(&self, e: &mut Encoder<S>) -> Result<(), EncodeError>;
+}
+
+impl<T: Encode + ?Sized> Encode for &T {
+    fn encode<S: Sink>(&self, e: &mut Encoder<S>) -> Result<(), EncodeError> {
+        (**self).encode(e)
+    }
+}
+
+impl Encode for ValueRef<'_, '_> {
+    /// Writes the value with the very opcodes it was decoded from, so that decoding then
+    /// encoding reproduces the input byte for byte.
+    fn encode<S: Sink>(&self, e: &mut Encoder<S>) -> Result<(), EncodeError> {
+        match *self {
+            ValueRef::None => e.none(),
+            ValueRef::Bool(b) => e.bool(b),
+            ValueRef::Int(i, kind) => match i32::try_from(i) {
+                Ok(v) => e.int32(v, kind),
+                Err(_) => e.int_kind(i128::from(i), kind),
+            },
+            ValueRef::BigInt(t, kind) => e.big_int(t, kind),
+            ValueRef::Float(f) => e.float(f),
+            ValueRef::Complex(r, i) => e.complex(r, i),
+            ValueRef::Bytes(b) => e.bytes(b),
+            ValueRef::Str(s) => e.py_str(s),
+            ValueRef::Channel(c) => e.channel(c),
+            ValueRef::List(items) => {
+                e.new_list(items.len())?;
+                for (i, item) in items.iter().enumerate() {
+                    e.list_index(i)?;
+                    item.encode(e)?;
+                    e.setitem()?;
+                }
+                Ok(())
+            }
+            ValueRef::Tuple(items) => {
+                for item in items.iter() {
+                    item.encode(e)?;
+                }
+                e.build_tuple(items.len())
+            }
+            ValueRef::Set(items) => {
+                for item in items.iter() {
+                    item.encode(e)?;
+                }
+                e.build_set(items.len())
+            }
+            ValueRef::FrozenSet(items) => {
+                for item in items.iter() {
+                    item.encode(e)?;
+                }
+                e.build_frozenset(items.len())
+            }
+            ValueRef::Dict(map) => {
+                e.new_dict()?;
+                for (k, v) in map.iter() {
+                    k.encode(e)?;
+                    v.encode(e)?;
+                    e.setitem()?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Writes `value` in `envelope` into `sink` and finalizes it.
+pub fn encode<S: Sink, V: Encode + ?Sized>(
+    value: &V,
+    envelope: Envelope,
+    sink: S,
+) -> Result<S::Output, EncodeError> {
+    let mut e = Encoder::new(sink);
+    if let Envelope::Dumps(v) = envelope {
+        e.version(v)?;
+    }
+    value.encode(&mut e)?;
+    e.stop()?;
+    e.finish()
+}
+
+/// Writes `value` into `buf`; returns the written prefix.
+pub fn to_slice<'b, V: Encode + ?Sized>(
+    value: &V,
+    envelope: Envelope,
+    buf: &'b mut [u8],
+) -> Result<&'b mut [u8], EncodeError> {
+    encode(value, envelope, SliceSink::new(buf))
+}
+
+/// Writes `value` into a new `Vec` (feature `alloc`).
+#[cfg(feature = "alloc")]
+pub fn to_vec<V: Encode + ?Sized>(
+    value: &V,
+    envelope: Envelope,
+) -> Result<alloc::vec::Vec<u8>, EncodeError> {
+    encode(value, envelope, alloc::vec::Vec::new())
+}
+
+/// Writes `value` into a new `heapless::Vec` (feature `heapless`).
+#[cfg(feature = "heapless")]
+pub fn to_heapless<const N: usize, V: Encode + ?Sized>(
+    value: &V,
+    envelope: Envelope,
+) -> Result<heapless::Vec<u8, N>, EncodeError> {
+    encode(value, envelope, heapless::Vec::new())
+}
+
+/// Writes `value` through an `embedded_io::Write` (feature `embedded-io`).
+#[cfg(feature = "embedded-io")]
+pub fn to_writer<W: embedded_io::Write, V: Encode + ?Sized>(
+    value: &V,
+    envelope: Envelope,
+    writer: W,
+) -> Result<W, EncodeError> {
+    encode(value, envelope, crate::sink::WriteSink(writer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_edges() {
+        let mut b = [0u8; 48];
+        assert_eq!(decimal(0, &mut b), b"0");
+        assert_eq!(decimal(-7, &mut b), b"-7");
+        assert_eq!(
+            decimal(i128::MIN, &mut b),
+            b"-170141183460469231731687303715884105728"
+        );
+        assert_eq!(
+            decimal(i128::MAX, &mut b),
+            b"170141183460469231731687303715884105727"
+        );
+    }
+}
