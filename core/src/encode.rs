@@ -194,6 +194,19 @@ impl<S: Sink> Encoder<S> {
         self.blob(op::PY3STRING, s.as_bytes())
     }
 
+    /// The `PY3STRING` opcode and length of a string whose bytes follow through
+    /// [`raw`](Self::raw).
+    #[cfg(feature = "serde")]
+    pub(crate) fn str_header(&mut self, len: usize) -> Result<(), EncodeError> {
+        self.op_len(op::PY3STRING, len)
+    }
+
+    /// Bytes exactly as given.
+    #[cfg(feature = "serde")]
+    pub(crate) fn raw(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        self.sink.try_extend(bytes)
+    }
+
     /// Python 2 `unicode` (`UNICODE`).
     pub fn unicode(&mut self, s: &str) -> Result<(), EncodeError> {
         self.blob(op::UNICODE, s.as_bytes())

@@ -268,7 +268,5 @@ impl fmt::Display for EncodeError {
     }
 }
 
-#[cfg(feature = "std")]
-impl std::error::Error for DecodeError {}
-#[cfg(feature = "std")]
-impl std::error::Error for EncodeError {}
+impl core::error::Error for DecodeError {}
+impl core::error::Error for EncodeError {}

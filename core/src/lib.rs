@@ -88,6 +88,8 @@ pub mod opcode;
 mod owned;
 #[cfg(feature = "alloc")]
 mod pyeq;
+#[cfg(feature = "serde")]
+pub mod serde;
 pub mod sink;
 pub mod strconfig;
 pub mod value;

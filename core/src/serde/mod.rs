@@ -1,0 +1,52 @@
+//! serde support (feature `serde`): any `Serialize` type encodes to execnet values, and
+//! any `Deserialize` type decodes from them, borrowing `&str` and `&[u8]` from the input.
+//!
+//! ## The mapping
+//!
+//! | Rust (serde data model) | execnet / Python | back to Rust |
+//! |---|---|---|
+//! | `bool` | `TRUE` / `FALSE` | `bool` |
+//! | `i8`..`i128`, `u8`..`u128` | `INT` in the 32-bit range, `LONGINT` text beyond | any integer type that holds it; ints beyond `i128`/`u128` only as their decimal text (`String` / `&str`) |
+//! | `f32`, `f64` | `FLOAT` | `f64` / `f32` (ints also convert) |
+//! | `char`, `&str`, `String` | `PY3STRING` (`str`) | `&str` borrowed from the input, or `String` |
+//! | bytes (`serde_bytes`) | `BYTES` | `&[u8]` borrowed, or `Vec<u8>` via `serde_bytes` |
+//! | `Option::None`, `()`, unit struct | `NONE` | `Option::None`, `()` |
+//! | `Some(x)`, newtype struct | `x` | |
+//! | sequence (`Vec`, slice; length must be known) | `list` | any sequence |
+//! | tuple, tuple struct | `tuple` | tuple, tuple struct, sequence |
+//! | map, struct | `dict` (struct fields as `str` keys) | map, struct |
+//! | unit variant | `str` (the variant name) | the variant |
+//! | newtype / tuple / struct variant | `{name: value}`, a one-entry dict | the variant |
+//!
+//! Decoding also accepts what Python writes that Rust structs do not produce: `UNICODE`
+//! and ASCII `PY2STRING` as `str` (a `PY2STRING` is bytes under the `loads()` default
+//! string config and latin-1 text under the gateway default; see
+//! [`StrConfig`](crate::StrConfig)); sets and frozensets as sequences; `complex` as a
+//! two-float sequence `(real, imag)`; a channel reference as its `i32` id.
+
+mod de;
+mod ser;
+
+pub use de::{from_value, Deserializer};
+pub use ser::{Serde, Serializer};
+
+#[cfg(feature = "alloc")]
+pub use de::{from_dumps, from_internal};
+
+/// Encodes a `Serialize` value as a channel payload into a new `Vec` (feature `alloc`).
+#[cfg(feature = "alloc")]
+pub fn to_vec<T: ::serde::Serialize + ?Sized>(
+    value: &T,
+    envelope: crate::Envelope,
+) -> Result<alloc::vec::Vec<u8>, crate::EncodeError> {
+    crate::encode::to_vec(&Serde(value), envelope)
+}
+
+/// Encodes a `Serialize` value into `buf`; returns the written prefix.
+pub fn to_slice<'b, T: ::serde::Serialize + ?Sized>(
+    value: &T,
+    envelope: crate::Envelope,
+    buf: &'b mut [u8],
+) -> Result<&'b mut [u8], crate::EncodeError> {
+    crate::encode::to_slice(&Serde(value), envelope, buf)
+}

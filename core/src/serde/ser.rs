@@ -1,0 +1,422 @@
+//! `Serialize` types into execnet values.
+
+use core::fmt::{self, Write as _};
+
+use ::serde::ser::{self, Serialize};
+
+use crate::encode::{Encode, Encoder};
+use crate::error::EncodeError;
+use crate::sink::Sink;
+
+/// Wraps a `Serialize` value so that it can be passed wherever an
+/// [`Encode`] is expected.
+pub struct Serde<'t, T: ?Sized>(pub &'t T);
+
+impl<T: Serialize + ?Sized> Encode for Serde<'_, T> {
+    fn encode<S: Sink>(&self, e: &mut Encoder<S>) -> Result<(), EncodeError> {
+        self.0.serialize(Serializer { e })
+    }
+}
+
+impl ser::Error for EncodeError {
+    #[cfg(feature = "alloc")]
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        EncodeError::Custom(alloc::format!("{msg}"))
+    }
+    #[cfg(not(feature = "alloc"))]
+    fn custom<T: fmt::Display>(_msg: T) -> Self {
+        EncodeError::Custom("serialize error (text needs the alloc feature)")
+    }
+}
+
+/// The serde `Serializer`: writes one value's opcodes into an [`Encoder`].
+pub struct Serializer<'e, S> {
+    e: &'e mut Encoder<S>,
+}
+
+impl<'e, S: Sink> Serializer<'e, S> {
+    /// A serializer writing through `e`.
+    pub fn new(e: &'e mut Encoder<S>) -> Self {
+        Serializer { e }
+    }
+}
+
+/// Counts the UTF-8 length of formatted text.
+struct Count(usize);
+impl fmt::Write for Count {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+/// Streams formatted text into a sink, remembering the first sink error.
+struct Stream<'e, S> {
+    e: &'e mut Encoder<S>,
+    err: Option<EncodeError>,
+}
+impl<S: Sink> fmt::Write for Stream<'_, S> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.e.raw(s.as_bytes()).map_err(|err| {
+            self.err = Some(err);
+            fmt::Error
+        })
+    }
+}
+
+impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
+    type Ok = ();
+    type Error = EncodeError;
+    type SerializeSeq = List<'e, S>;
+    type SerializeTuple = Tuple<'e, S>;
+    type SerializeTupleStruct = Tuple<'e, S>;
+    type SerializeTupleVariant = Tuple<'e, S>;
+    type SerializeMap = Dict<'e, S>;
+    type SerializeStruct = Dict<'e, S>;
+    type SerializeStructVariant = Dict<'e, S>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), EncodeError> {
+        self.e.bool(v)
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), EncodeError> {
+        self.e.int(v.into())
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), EncodeError> {
+        self.e.int(v.into())
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), EncodeError> {
+        self.e.int(v.into())
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), EncodeError> {
+        self.e.int(v.into())
+    }
+    fn serialize_i128(self, v: i128) -> Result<(), EncodeError> {
+        self.e.int(v)
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), EncodeError> {
+        self.e.int(v.into())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), EncodeError> {
+        self.e.int(v.into())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), EncodeError> {
+        self.e.int(v.into())
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), EncodeError> {
+        self.e.int(v.into())
+    }
+    fn serialize_u128(self, v: u128) -> Result<(), EncodeError> {
+        match i128::try_from(v) {
+            Ok(v) => self.e.int(v),
+            Err(_) => {
+                let mut buf = [0u8; 48];
+                let mut at = buf.len();
+                let mut n = v;
+                loop {
+                    at -= 1;
+                    if let Some(slot) = buf.get_mut(at) {
+                        *slot = b'0' + (n % 10) as u8;
+                    }
+                    n /= 10;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                let text = core::str::from_utf8(buf.get(at..).unwrap_or(&[]))
+                    .map_err(|_| EncodeError::InvalidIntText)?;
+                self.e.big_int(text, crate::value::IntKind::Int)
+            }
+        }
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), EncodeError> {
+        self.e.float(v.into())
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), EncodeError> {
+        self.e.float(v)
+    }
+    fn serialize_char(self, v: char) -> Result<(), EncodeError> {
+        let mut buf = [0u8; 4];
+        self.e.str(v.encode_utf8(&mut buf))
+    }
+    fn serialize_str(self, v: &str) -> Result<(), EncodeError> {
+        self.e.str(v)
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), EncodeError> {
+        self.e.bytes(v)
+    }
+    fn serialize_none(self) -> Result<(), EncodeError> {
+        self.e.none()
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), EncodeError> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), EncodeError> {
+        self.e.none()
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), EncodeError> {
+        self.e.none()
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), EncodeError> {
+        self.e.str(variant)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), EncodeError> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), EncodeError> {
+        self.e.new_dict()?;
+        self.e.str(variant)?;
+        value.serialize(Serializer { e: &mut *self.e })?;
+        self.e.setitem()
+    }
+    fn serialize_seq(self, len: Option<usize>) -> Result<List<'e, S>, EncodeError> {
+        let len = len.ok_or(EncodeError::Unsupported(
+            "a sequence of unknown length (execnet lists announce their length first)",
+        ))?;
+        self.e.new_list(len)?;
+        Ok(List {
+            e: self.e,
+            index: 0,
+            len,
+        })
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Tuple<'e, S>, EncodeError> {
+        Ok(Tuple {
+            e: self.e,
+            len,
+            variant: false,
+        })
+    }
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<Tuple<'e, S>, EncodeError> {
+        self.serialize_tuple(len)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Tuple<'e, S>, EncodeError> {
+        self.e.new_dict()?;
+        self.e.str(variant)?;
+        Ok(Tuple {
+            e: self.e,
+            len,
+            variant: true,
+        })
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Dict<'e, S>, EncodeError> {
+        self.e.new_dict()?;
+        Ok(Dict {
+            e: self.e,
+            variant: false,
+        })
+    }
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Dict<'e, S>, EncodeError> {
+        self.e.new_dict()?;
+        Ok(Dict {
+            e: self.e,
+            variant: false,
+        })
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Dict<'e, S>, EncodeError> {
+        self.e.new_dict()?;
+        self.e.str(variant)?;
+        self.e.new_dict()?;
+        Ok(Dict {
+            e: self.e,
+            variant: true,
+        })
+    }
+    fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), EncodeError> {
+        // The length goes before the text, so format once to count and once to write.
+        let mut count = Count(0);
+        write!(count, "{value}").map_err(|_| EncodeError::Unsupported("a failing Display"))?;
+        self.e.str_header(count.0)?;
+        let mut stream = Stream {
+            e: &mut *self.e,
+            err: None,
+        };
+        if write!(stream, "{value}").is_err() {
+            return Err(stream
+                .err
+                .unwrap_or(EncodeError::Unsupported("a failing Display")));
+        }
+        Ok(())
+    }
+}
+
+/// Serializes a sequence as a list.
+pub struct List<'e, S> {
+    e: &'e mut Encoder<S>,
+    index: usize,
+    len: usize,
+}
+
+impl<S: Sink> ser::SerializeSeq for List<'_, S> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
+        if self.index >= self.len {
+            return Err(EncodeError::Misuse("more sequence items than announced"));
+        }
+        self.e.list_index(self.index)?;
+        value.serialize(Serializer { e: &mut *self.e })?;
+        self.index += 1;
+        self.e.setitem()
+    }
+    fn end(self) -> Result<(), EncodeError> {
+        if self.index == self.len {
+            Ok(())
+        } else {
+            Err(EncodeError::Misuse("fewer sequence items than announced"))
+        }
+    }
+}
+
+/// Serializes a tuple (items, then `BUILDTUPLE n`).
+pub struct Tuple<'e, S> {
+    e: &'e mut Encoder<S>,
+    len: usize,
+    variant: bool,
+}
+
+impl<S: Sink> Tuple<'_, S> {
+    fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
+        value.serialize(Serializer { e: &mut *self.e })
+    }
+    fn finish(self) -> Result<(), EncodeError> {
+        self.e.build_tuple(self.len)?;
+        if self.variant {
+            self.e.setitem()?;
+        }
+        Ok(())
+    }
+}
+
+impl<S: Sink> ser::SerializeTuple for Tuple<'_, S> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
+        self.item(value)
+    }
+    fn end(self) -> Result<(), EncodeError> {
+        self.finish()
+    }
+}
+
+impl<S: Sink> ser::SerializeTupleStruct for Tuple<'_, S> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
+        self.item(value)
+    }
+    fn end(self) -> Result<(), EncodeError> {
+        self.finish()
+    }
+}
+
+impl<S: Sink> ser::SerializeTupleVariant for Tuple<'_, S> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
+        self.item(value)
+    }
+    fn end(self) -> Result<(), EncodeError> {
+        self.finish()
+    }
+}
+
+/// Serializes a map or struct as a dict.
+pub struct Dict<'e, S> {
+    e: &'e mut Encoder<S>,
+    variant: bool,
+}
+
+impl<S: Sink> ser::SerializeMap for Dict<'_, S> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), EncodeError> {
+        key.serialize(Serializer { e: &mut *self.e })
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
+        value.serialize(Serializer { e: &mut *self.e })?;
+        self.e.setitem()
+    }
+    fn end(self) -> Result<(), EncodeError> {
+        Ok(())
+    }
+}
+
+impl<S: Sink> Dict<'_, S> {
+    fn field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), EncodeError> {
+        self.e.str(key)?;
+        value.serialize(Serializer { e: &mut *self.e })?;
+        self.e.setitem()
+    }
+}
+
+impl<S: Sink> ser::SerializeStruct for Dict<'_, S> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), EncodeError> {
+        self.field(key, value)
+    }
+    fn end(self) -> Result<(), EncodeError> {
+        Ok(())
+    }
+}
+
+impl<S: Sink> ser::SerializeStructVariant for Dict<'_, S> {
+    type Ok = ();
+    type Error = EncodeError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), EncodeError> {
+        self.field(key, value)
+    }
+    fn end(self) -> Result<(), EncodeError> {
+        if self.variant {
+            self.e.setitem()?;
+        }
+        Ok(())
+    }
+}
