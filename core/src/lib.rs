@@ -81,7 +81,9 @@ extern crate std;
 
 pub mod decode;
 pub mod encode;
+pub mod engine;
 pub mod error;
+pub mod frame;
 pub mod limits;
 pub mod opcode;
 #[cfg(feature = "alloc")]

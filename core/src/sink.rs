@@ -20,6 +20,21 @@ pub trait Sink {
     fn finalize(self) -> Result<Self::Output, EncodeError>;
 }
 
+/// Any sink by mutable reference, so that one buffer can be reused; finalizing does
+/// nothing.
+impl<S: Sink> Sink for &mut S {
+    type Output = ();
+    fn try_push(&mut self, byte: u8) -> Result<(), EncodeError> {
+        (**self).try_push(byte)
+    }
+    fn try_extend(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        (**self).try_extend(bytes)
+    }
+    fn finalize(self) -> Result<(), EncodeError> {
+        Ok(())
+    }
+}
+
 /// Writes into a fixed slice; [`EncodeError::SinkFull`] when it is full. Finalizes to the
 /// written prefix.
 pub struct SliceSink<'b> {
@@ -100,23 +115,6 @@ impl Sink for alloc::vec::Vec<u8> {
     }
 }
 
-/// Appends to a `&mut Vec<u8>` (feature `alloc`), so that one buffer can be reused.
-#[cfg(feature = "alloc")]
-impl Sink for &mut alloc::vec::Vec<u8> {
-    type Output = usize;
-    fn try_push(&mut self, byte: u8) -> Result<(), EncodeError> {
-        self.push(byte);
-        Ok(())
-    }
-    fn try_extend(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.extend_from_slice(bytes);
-        Ok(())
-    }
-    fn finalize(self) -> Result<usize, EncodeError> {
-        Ok(self.len())
-    }
-}
-
 /// Appends to a `heapless::Vec<u8, N>` (feature `heapless`).
 #[cfg(feature = "heapless")]
 impl<const N: usize> Sink for heapless::Vec<u8, N> {
@@ -130,22 +128,6 @@ impl<const N: usize> Sink for heapless::Vec<u8, N> {
     }
     fn finalize(self) -> Result<Self, EncodeError> {
         Ok(self)
-    }
-}
-
-/// Appends to a `&mut heapless::Vec<u8, N>` (feature `heapless`).
-#[cfg(feature = "heapless")]
-impl<const N: usize> Sink for &mut heapless::Vec<u8, N> {
-    type Output = usize;
-    fn try_push(&mut self, byte: u8) -> Result<(), EncodeError> {
-        self.push(byte).map_err(|_| EncodeError::SinkFull)
-    }
-    fn try_extend(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.extend_from_slice(bytes)
-            .map_err(|_| EncodeError::SinkFull)
-    }
-    fn finalize(self) -> Result<usize, EncodeError> {
-        Ok(self.len())
     }
 }
 
