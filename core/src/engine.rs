@@ -573,17 +573,27 @@ impl<T: ChannelTable> Engine<T> {
         Ok((id, Self::header(MsgCode::Status, id, 0)?))
     }
 
-    /// The RECONFIGURE header (payload: the encoded pair, see
-    /// [`reconfigure_value`]) for the gateway (`None`) or a channel.
-    pub fn reconfigure(&mut self, channel: Option<i32>, len: usize) -> Result<Header, EngineError> {
+    /// Changes the string config for loading what the peer sends, for the gateway
+    /// (`None`) or one channel, and gives the RECONFIGURE message that tells the peer to
+    /// use it too (as execnet's `reconfigure` does on both ends): header and payload.
+    pub fn reconfigure(
+        &mut self,
+        channel: Option<i32>,
+        config: StrConfig,
+    ) -> Result<(Header, [u8; 8]), EngineError> {
         if self.terminated {
             return Err(EngineError::Terminated);
         }
-        let id = channel.unwrap_or(0);
-        if id != 0 && self.table.get(id).is_none() {
-            return Err(EngineError::NotSendable(id));
+        match channel {
+            None => self.config = config,
+            Some(id) => match self.table.get(id) {
+                Some(state) => state.config = Some(config),
+                None => return Err(EngineError::NotSendable(id)),
+            },
         }
-        Self::header(MsgCode::Reconfigure, id, len)
+        let payload = reconfigure_value(config);
+        let header = Self::header(MsgCode::Reconfigure, channel.unwrap_or(0), payload.len())?;
+        Ok((header, payload))
     }
 
     /// The GATEWAY_TERMINATE header; the engine stops.

@@ -3,7 +3,48 @@
 //! Drive Python interpreters of every generation (CPython 2.7 to 3.13, PyPy, Jython) from
 //! Rust: start them as workers, execute code in them and exchange data with them over
 //! channels, speaking the wire protocol of Python's `execnet` byte for byte.
+//!
+//! ```no_run
+//! use execnet::Group;
+//! let group = Group::new();
+//! let gw = group.makegateway("popen//python=python3")?;
+//! let ch = gw.remote_exec("
+//! import sys
+//! for x in channel:
+//!     channel.send((x * 2, sys.version_info[0]))
+//! ")?;
+//! for x in 1..=3 {
+//!     ch.send(&x)?;
+//!     let (doubled, major): (i64, i64) = ch.receive()?;
+//!     assert_eq!(doubled, x * 2);
+//!     assert!(major >= 2);
+//! }
+//! ch.close()?;
+//! group.terminate(std::time::Duration::from_secs(5));
+//! # Ok::<(), execnet::Error>(())
+//! ```
+//!
+//! The pieces: [`spec`] parses gateway specs; [`Group`], [`Gateway`] and [`Channel`] are
+//! the execnet API; [`process`] controls worker processes (process groups, signals,
+//! reaping); [`transport`] bootstraps interpreters with our own Python agent. The codec
+//! and the protocol engine live in [`execnet_core`], re-exported as [`core`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod channel;
+pub mod error;
+pub mod gateway;
+pub mod group;
+pub mod multi;
+pub mod process;
+pub mod spec;
+pub mod transport;
+
+pub use channel::Channel;
+pub use error::{Error, RemoteError, Result};
 pub use execnet_core as core;
+pub use execnet_core::Value;
+pub use gateway::{Gateway, Options, RInfo, RemoteStatus};
+pub use group::Group;
+pub use multi::MultiChannel;
+pub use spec::Spec;
