@@ -63,16 +63,18 @@ impl ChanState {
     }
 
     /// Called by the reader thread with a new value.
-    pub(crate) fn deliver(&self, payload: Vec<u8>, config: StrConfig, limits: &Limits) {
+    /// Returns `false` when a callback took the value (it is then not queued).
+    pub(crate) fn deliver(&self, payload: Vec<u8>, config: StrConfig, limits: &Limits) -> bool {
         let mut q = self.lock();
         if let Some(cb) = q.callback.as_mut() {
             if let Ok(v) = decode_value(&payload, config, limits) {
                 cb(v);
             }
-            return;
+            return false;
         }
         q.items.push_back((payload, config));
         self.cv.notify_all();
+        true
     }
 
     /// Called by the reader thread when the receiving side ends.
@@ -199,6 +201,10 @@ impl Channel {
         let mut q = self.h.st.lock();
         loop {
             if let Some(item) = q.items.pop_front() {
+                self.h
+                    .gw
+                    .queued
+                    .fetch_sub(item.0.len(), std::sync::atomic::Ordering::SeqCst);
                 return Ok(item);
             }
             if let Some(end) = &q.end {
@@ -386,6 +392,10 @@ impl Channel {
         }
         let limits = self.h.gw.limits;
         while let Some((payload, config)) = q.items.pop_front() {
+            self.h
+                .gw
+                .queued
+                .fetch_sub(payload.len(), std::sync::atomic::Ordering::SeqCst);
             if let Ok(v) = decode_value(&payload, config, &limits) {
                 cb(v);
             }

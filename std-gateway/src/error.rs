@@ -38,9 +38,30 @@ impl fmt::Display for RemoteError {
 
 impl std::error::Error for RemoteError {}
 
+/// The kind of end a gateway came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeathKind {
+    /// The worker closed the connection (it exited, or closed its output).
+    Closed,
+    /// The worker's output ended in the middle of a message.
+    Truncated,
+    /// The worker broke the protocol (bad header, oversized message, unknown channel).
+    Protocol,
+    /// The worker sent more unread data than the configured bound.
+    Overflow,
+    /// Reading or writing the connection failed.
+    Io,
+    /// The worker never completed the handshake.
+    Handshake,
+    /// The worker terminated the gateway, or this side closed it.
+    Terminated,
+}
+
 /// Why a gateway's connection ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Death {
+    /// The kind of end.
+    pub kind: DeathKind,
     /// What happened, in words.
     pub cause: String,
     /// How the worker process ended, when it is one and has ended.

@@ -14,7 +14,7 @@ use execnet_core::{Limits, StrConfig, Value, ValueRef};
 use serde::{Deserialize, Serialize};
 
 use crate::channel::{ChanState, Channel, End};
-use crate::error::{Death, Error, Result};
+use crate::error::{Death, DeathKind, Error, Result};
 use crate::process::{OutputMode, Process};
 use crate::spec::Spec;
 
@@ -31,6 +31,11 @@ pub struct Options {
     pub limits: Limits,
     /// How long [`Gateway::exit`] waits for the worker before signalling it.
     pub exit_timeout: Duration,
+    /// How long to wait for a TCP or ssh connection.
+    pub connect_timeout: Duration,
+    /// Most bytes of received values that may wait unread, over all channels; a worker
+    /// that sends more is cut off with [`DeathKind::Overflow`].
+    pub max_queued_bytes: usize,
 }
 
 impl Default for Options {
@@ -40,6 +45,8 @@ impl Default for Options {
             output: OutputMode::Capture,
             limits: Limits::DEFAULT,
             exit_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
+            max_queued_bytes: 256 << 20,
         }
     }
 }
@@ -55,6 +62,9 @@ pub(crate) struct Shared {
     pub(crate) process: Option<Process>,
     pub(crate) limits: Limits,
     closer: Option<Box<dyn Fn() + Send + Sync>>,
+    /// Bytes of received values waiting unread.
+    pub(crate) queued: std::sync::atomic::AtomicUsize,
+    max_queued: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -89,9 +99,9 @@ impl Shared {
         }
         match self.dead() {
             Some(d) => Error::GatewayDied(d),
-            None => {
-                Error::GatewayDied(self.death_report(format!("writing to the worker failed: {e}")))
-            }
+            None => Error::GatewayDied(
+                self.death_report(DeathKind::Io, format!("writing to the worker failed: {e}")),
+            ),
         }
     }
 
@@ -156,7 +166,7 @@ impl Shared {
             .clone()
     }
 
-    fn death_report(&self, cause: String) -> Death {
+    fn death_report(&self, kind: DeathKind, cause: String) -> Death {
         let (exit, tail) = match &self.process {
             Some(p) => {
                 let exit = p.wait_timeout(Duration::from_millis(200));
@@ -166,6 +176,7 @@ impl Shared {
             None => (None, Vec::new()),
         };
         Death {
+            kind,
             cause,
             exit,
             stderr_tail: tail,
@@ -188,15 +199,33 @@ impl Shared {
         }
     }
 
-    fn handle_event(&self, event: Event<'_>) -> std::result::Result<bool, EngineError> {
+    fn handle_event(&self, event: Event<'_>) -> std::result::Result<bool, (DeathKind, String)> {
         match event {
             Event::Data {
                 channel,
                 payload,
                 config,
             } => {
-                self.channel_state(channel)
-                    .deliver(payload.to_vec(), config, &self.limits);
+                let queued = self
+                    .queued
+                    .fetch_add(payload.len(), std::sync::atomic::Ordering::SeqCst);
+                if queued + payload.len() > self.max_queued {
+                    return Err((
+                        DeathKind::Overflow,
+                        format!(
+                            "the worker sent more than {} bytes that were not received",
+                            self.max_queued
+                        ),
+                    ));
+                }
+                let len = payload.len();
+                if !self
+                    .channel_state(channel)
+                    .deliver(payload.to_vec(), config, &self.limits)
+                {
+                    self.queued
+                        .fetch_sub(len, std::sync::atomic::Ordering::SeqCst);
+                }
             }
             Event::Closed { channel, error } => {
                 let st = lock(&self.channels).get(&channel).cloned();
@@ -215,12 +244,23 @@ impl Shared {
             Event::Terminate => return Ok(false),
             Event::Reconfigure { .. } | Event::Dropped { .. } => {}
             Event::StatusRequest { .. } => {
-                return Err(EngineError::WrongDirection(MsgCode::Status))
+                return Err(proto_peer(EngineError::WrongDirection(MsgCode::Status)))
             }
-            Event::Exec { .. } => return Err(EngineError::WrongDirection(MsgCode::ChannelExec)),
+            Event::Exec { .. } => {
+                return Err(proto_peer(EngineError::WrongDirection(
+                    MsgCode::ChannelExec,
+                )))
+            }
         }
         Ok(true)
     }
+}
+
+fn proto_peer(e: EngineError) -> (DeathKind, String) {
+    (
+        DeathKind::Protocol,
+        format!("protocol error from the worker: {e}"),
+    )
 }
 
 fn proto_local(e: EngineError) -> Error {
@@ -271,21 +311,38 @@ fn reader_loop(
     }
     let max = shared.limits.max_message;
     let mut head = [0u8; HEADER_LEN];
-    let cause = loop {
-        if let Err(e) = input.read_exact(&mut head) {
-            break if e.kind() == io::ErrorKind::UnexpectedEof {
-                "the worker closed the connection".to_string()
-            } else {
-                format!("reading from the worker failed: {e}")
-            };
+    let (kind, cause) = loop {
+        match read_header(&mut input, &mut head) {
+            Ok(true) => {}
+            Ok(false) => {
+                break (
+                    DeathKind::Closed,
+                    "the worker closed the connection".to_string(),
+                )
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                break (
+                    DeathKind::Truncated,
+                    "the worker's output ended inside a message header".to_string(),
+                )
+            }
+            Err(e) => {
+                break (
+                    DeathKind::Io,
+                    format!("reading from the worker failed: {e}"),
+                )
+            }
         }
         let header = match Header::parse(&head, max) {
             Ok(h) => h,
-            Err(e) => break format!("protocol error from the worker: {e}"),
+            Err(e) => break proto_peer(e.into()),
         };
         let mut payload = vec![0u8; header.len as usize];
         if let Err(e) = input.read_exact(&mut payload) {
-            break format!("the worker's output ended inside a message ({e})");
+            break (
+                DeathKind::Truncated,
+                format!("the worker's output ended inside a message ({e})"),
+            );
         }
         let frame = Frame {
             code: header.code,
@@ -293,14 +350,37 @@ fn reader_loop(
             payload: &payload,
         };
         let event = lock(&shared.engine).handle_frame(frame);
-        match event.and_then(|ev| shared.handle_event(ev)) {
+        match event
+            .map_err(proto_peer)
+            .and_then(|ev| shared.handle_event(ev))
+        {
             Ok(true) => {}
-            Ok(false) => break "the worker terminated the gateway".to_string(),
-            Err(e) => break format!("protocol error from the worker: {e}"),
+            Ok(false) => {
+                break (
+                    DeathKind::Terminated,
+                    "the worker terminated the gateway".to_string(),
+                )
+            }
+            Err(end) => break end,
         }
     };
-    let death = shared.death_report(cause);
+    let death = shared.death_report(kind, cause);
     shared.die(death);
+}
+
+/// Reads a header: `Ok(false)` at a clean end of input (no byte of a new message).
+fn read_header(input: &mut impl Read, head: &mut [u8; HEADER_LEN]) -> io::Result<bool> {
+    let mut got = 0;
+    while got < HEADER_LEN {
+        match input.read(head.get_mut(got..).unwrap_or(&mut [])) {
+            Ok(0) if got == 0 => return Ok(false),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 fn read_some(r: &mut impl Read, buf: &mut [u8]) -> usize {
@@ -373,6 +453,7 @@ fn shutdown(shared: &Shared, grace: Duration) {
         close();
     }
     shared.die(Death {
+        kind: DeathKind::Terminated,
         cause: "the gateway was closed".into(),
         exit: shared.process.as_ref().and_then(|p| p.try_exit()),
         stderr_tail: Vec::new(),
@@ -430,6 +511,8 @@ impl Gateway {
             process,
             limits: options.limits,
             closer,
+            queued: std::sync::atomic::AtomicUsize::new(0),
+            max_queued: options.max_queued_bytes,
         });
         let gw = Gateway {
             inner: Arc::new(GatewayHandle {
@@ -445,9 +528,23 @@ impl Gateway {
             })?;
         match rx.recv_timeout(options.startup_timeout) {
             Ok(Ok(())) => {}
-            Ok(Err(why)) => return Err(Error::Bootstrap(shared.death_report(why))),
+            Ok(Err(why)) => {
+                let death = shared.death_report(DeathKind::Handshake, why);
+                if let (
+                    crate::spec::Transport::Ssh { destination, .. },
+                    Some(crate::process::Exit::Code(255)),
+                ) = (&shared.spec.transport, &death.exit)
+                {
+                    return Err(Error::HostUnreachable {
+                        host: destination.clone(),
+                        message: death.stderr_tail.join("\n"),
+                    });
+                }
+                return Err(Error::Bootstrap(death));
+            }
             Err(_) => {
                 let death = Death {
+                    kind: DeathKind::Handshake,
                     cause: format!(
                         "no handshake within {:.1} s",
                         options.startup_timeout.as_secs_f64()

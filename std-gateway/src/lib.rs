@@ -35,13 +35,15 @@ pub mod channel;
 pub mod error;
 pub mod gateway;
 pub mod group;
+pub mod json;
 pub mod multi;
 pub mod process;
 pub mod spec;
 pub mod transport;
+pub mod worker;
 
 pub use channel::Channel;
-pub use error::{Error, RemoteError, Result};
+pub use error::{Death, DeathKind, Error, RemoteError, Result};
 pub use execnet_core as core;
 pub use execnet_core::Value;
 pub use gateway::{Gateway, Options, RInfo, RemoteStatus};

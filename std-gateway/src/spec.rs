@@ -35,8 +35,8 @@ pub enum Transport {
 pub struct Spec {
     /// The transport.
     pub transport: Transport,
-    /// The interpreter to run (`python=`); defaults to `python3` locally, `python` over
-    /// ssh, as the reference does.
+    /// The interpreter to run (`python=`, which may carry extra arguments after a space);
+    /// `python3` when absent.
     pub python: Option<String>,
     /// Directory to change into on the remote side (created if missing).
     pub chdir: Option<String>,

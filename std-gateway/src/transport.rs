@@ -2,7 +2,9 @@
 //! turns a plain interpreter into one (PROTOCOL.md section 3).
 
 use std::io::Write;
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::process::Command;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::gateway::{Link, Options};
@@ -61,23 +63,66 @@ pub fn bootstrap_payload() -> Vec<u8> {
     line
 }
 
-/// Starts a local interpreter and sends it the agent.
-fn popen(spec: &Spec, options: &Options) -> Result<Link> {
-    let argv = python_argv(spec, "python3");
+/// Quotes one argument for a POSIX shell (the remote side of ssh runs the command
+/// through the login shell).
+pub fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b))
+    {
+        return arg.into();
+    }
+    format!("'{}'", arg.replace('\'', "'\\''"))
+}
+
+/// The argv of the local `ssh` process: options, destination, and the remote command as
+/// one shell-quoted string. No local shell is involved.
+pub fn ssh_argv(spec: &Spec, connect_timeout: Duration) -> Result<Vec<String>> {
+    let Transport::Ssh { destination, port } = &spec.transport else {
+        return Err(Error::Other("not an ssh spec".into()));
+    };
+    let mut argv: Vec<String> = vec!["ssh".into(), "-C".into()];
+    if let Some(cfg) = &spec.ssh_config {
+        argv.push("-F".into());
+        argv.push(cfg.clone());
+    }
+    if let Some(p) = port {
+        argv.push("-p".into());
+        argv.push(p.to_string());
+    }
+    argv.push("-o".into());
+    argv.push(format!(
+        "ConnectTimeout={}",
+        connect_timeout.as_secs().max(1)
+    ));
+    argv.push(destination.clone());
+    let remote: Vec<String> = python_argv(spec, "python3")
+        .iter()
+        .map(|a| shell_quote(a))
+        .collect();
+    argv.push(remote.join(" "));
+    Ok(argv)
+}
+
+/// Starts `argv` as a worker process and sends it the agent.
+fn spawn_worker(argv: &[String], spec: &Spec, options: &Options, local_env: bool) -> Result<Link> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Error::Other("empty command".into()))?;
     let mut cmd = Command::new(program);
     cmd.args(args);
-    for (k, v) in &spec.env {
-        cmd.env(k, v);
+    if local_env {
+        for (k, v) in &spec.env {
+            cmd.env(k, v);
+        }
     }
     let (process, mut pipes) =
         Process::spawn(cmd, options.output).map_err(|source| Error::Spawn {
             program: program.clone(),
             source,
         })?;
-    // A failed write means the interpreter died at once; the handshake reports why.
+    // A failed write means the worker died at once; the handshake reports why.
     let _ = pipes.stdin.write_all(&bootstrap_payload());
     let _ = pipes.stdin.flush();
     Ok(Link {
@@ -85,6 +130,42 @@ fn popen(spec: &Spec, options: &Options) -> Result<Link> {
         output: Box::new(pipes.stdin),
         process: Some(process),
         closer: None,
+    })
+}
+
+/// Connects to a socket server and sends it the agent.
+fn socket(host: &str, port: u16, options: &Options) -> Result<Link> {
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Other(format!("cannot resolve {host}:{port}: {e}")))?
+        .collect();
+    let mut last = None;
+    let mut stream = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, options.connect_timeout) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let mut stream = stream.ok_or_else(|| {
+        Error::Io(
+            last.unwrap_or_else(|| std::io::Error::other(format!("{host}:{port}: no address"))),
+        )
+    })?;
+    stream.set_nodelay(true)?;
+    stream.write_all(&bootstrap_payload())?;
+    let input = stream.try_clone()?;
+    let closer = stream.try_clone()?;
+    Ok(Link {
+        input: Box::new(input),
+        output: Box::new(stream),
+        process: None,
+        closer: Some(Box::new(move || {
+            let _ = closer.shutdown(Shutdown::Both);
+        })),
     })
 }
 
@@ -96,10 +177,14 @@ pub(crate) fn connect(spec: &Spec, options: &Options) -> Result<Link> {
         ));
     }
     match &spec.transport {
-        Transport::Popen => popen(spec, options),
-        Transport::Ssh { .. } | Transport::Socket { .. } => Err(Error::Other(format!(
-            "transport of spec {spec} is not available in this build"
-        ))),
+        Transport::Popen => spawn_worker(&python_argv(spec, "python3"), spec, options, true),
+        Transport::Ssh { .. } => spawn_worker(
+            &ssh_argv(spec, options.connect_timeout)?,
+            spec,
+            options,
+            false,
+        ),
+        Transport::Socket { host, port } => socket(host, *port, options),
     }
 }
 
@@ -112,6 +197,32 @@ mod tests {
         assert_eq!(py_literal("a'b\\c\n"), "'a\\'b\\\\c\\n'");
         assert_eq!(py_literal("\u{e9}\u{1F600}"), "'\\xe9\\U0001f600'");
         assert!(bootstrap_payload().is_ascii());
+    }
+
+    #[test]
+    fn ssh_command_is_quoted() {
+        let s =
+            Spec::parse("ssh=me@host:2200//python=/opt/py 3/python//ssh_config=/tmp/c").unwrap();
+        let argv = ssh_argv(&s, Duration::from_secs(7)).unwrap();
+        assert_eq!(
+            argv[..9],
+            [
+                "ssh",
+                "-C",
+                "-F",
+                "/tmp/c",
+                "-p",
+                "2200",
+                "-o",
+                "ConnectTimeout=7",
+                "me@host"
+            ]
+        );
+        assert_eq!(
+            argv[9],
+            "/opt/py 3/python -u -c 'import sys;exec(eval(sys.stdin.readline()))'"
+        );
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
     }
 
     #[test]

@@ -1,1 +1,2 @@
 //! Helpers shared by the interop tests.
+pub mod interp;

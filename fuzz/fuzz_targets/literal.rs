@@ -1,0 +1,34 @@
+//! The Python-literal parser of `execnet encode`: never panics; what parses encodes, and
+//! its repr parses back to a value that encodes to the same bytes.
+#![no_main]
+
+use execnet::core::{encode, Envelope, Version};
+use execnet::literal::{parse, repr, ParseMode, ReprMode};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let (pmode, rmode) = if mode & 1 == 0 {
+        (
+            ParseMode::Py3,
+            ReprMode::Py3(execnet::core::StrConfig::LOADS),
+        )
+    } else {
+        (ParseMode::Py2, ReprMode::Py2)
+    };
+    if let Ok(v) = parse(text, pmode) {
+        let Ok(bytes) = encode::to_vec(&v, Envelope::Dumps(Version::V2)) else {
+            return;
+        };
+        let printed = repr(&v, rmode);
+        let back = parse(&printed, pmode)
+            .unwrap_or_else(|e| panic!("repr {printed:?} does not parse: {e}"));
+        let again = encode::to_vec(&back, Envelope::Dumps(Version::V2)).expect("encodes");
+        assert_eq!(again, bytes, "repr round trip changed {printed:?}");
+    }
+});

@@ -1,0 +1,228 @@
+//! Finding the interpreters and the reference execnet the tests run against.
+//!
+//! `.ci/setup` writes `interpreters.env` (lines `NAME=PATH`) into the reference
+//! directory; without it the interpreters are discovered the same way: pyenv's CPython
+//! versions, and `pypy3` / `jython` on `PATH`. With `CI=true`, a missing interpreter is
+//! a test failure, not a skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Interpreter families, which decide the reference release that runs on them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// CPython 2.7.
+    CPython2,
+    /// CPython 3.x.
+    CPython3 {
+        /// The minor version.
+        minor: u32,
+    },
+    /// PyPy 3.
+    PyPy3,
+    /// Jython 2.7.
+    Jython,
+}
+
+/// One interpreter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interp {
+    /// `cpython2.7`, `cpython3.6` … `cpython3.13`, `pypy3`, `jython`.
+    pub name: String,
+    /// The executable.
+    pub path: PathBuf,
+    /// Its family.
+    pub family: Family,
+}
+
+/// Every name the tests know, in order.
+pub const NAMES: [&str; 11] = [
+    "cpython2.7",
+    "cpython3.6",
+    "cpython3.7",
+    "cpython3.8",
+    "cpython3.9",
+    "cpython3.10",
+    "cpython3.11",
+    "cpython3.12",
+    "cpython3.13",
+    "pypy3",
+    "jython",
+];
+
+/// The directory holding the reference installs (`execnet-2.1.2/`, `execnet-1.9.0/`).
+pub fn refdir() -> PathBuf {
+    match std::env::var_os("EXECNET_REFDIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("target")
+            .join("pyref"),
+    }
+}
+
+fn family(name: &str) -> Option<Family> {
+    match name {
+        "cpython2.7" => Some(Family::CPython2),
+        "pypy3" => Some(Family::PyPy3),
+        "jython" => Some(Family::Jython),
+        n => n
+            .strip_prefix("cpython3.")
+            .and_then(|m| m.parse().ok())
+            .map(|minor| Family::CPython3 { minor }),
+    }
+}
+
+/// Parses `NAME=PATH` lines; unknown names and blank or `#` lines are skipped.
+pub fn parse_env(text: &str) -> Vec<Interp> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                return None;
+            }
+            let (name, path) = line.split_once('=')?;
+            Some(Interp {
+                name: name.to_string(),
+                path: PathBuf::from(path),
+                family: family(name)?,
+            })
+        })
+        .collect()
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+fn discover() -> Vec<Interp> {
+    let root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")))
+        .unwrap_or_default();
+    let mut versions: Vec<String> = std::fs::read_dir(root.join("versions"))
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort_by_key(|v| {
+        v.split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0))
+            .collect::<Vec<_>>()
+    });
+    let mut found = Vec::new();
+    for name in NAMES {
+        let path = match name.strip_prefix("cpython") {
+            Some(xy) => versions
+                .iter()
+                .rev()
+                .find(|v| v.starts_with(&format!("{xy}.")))
+                .map(|v| root.join("versions").join(v).join("bin").join("python"))
+                .filter(|p| p.is_file()),
+            None => which(name),
+        };
+        if let (Some(path), Some(family)) = (path, family(name)) {
+            found.push(Interp {
+                name: name.to_string(),
+                path,
+                family,
+            });
+        }
+    }
+    found
+}
+
+/// Every interpreter on this machine.
+pub fn all() -> Vec<Interp> {
+    match std::fs::read_to_string(refdir().join("interpreters.env")) {
+        Ok(text) => parse_env(&text),
+        Err(_) => discover(),
+    }
+}
+
+/// Whether this run is CI (`CI=true`), where a missing interpreter fails the test.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The interpreter called `name`. When it is missing: a panic under CI, otherwise a
+/// `SKIP:` line on stderr and `None`.
+pub fn require(name: &str) -> Option<Interp> {
+    match all().into_iter().find(|i| i.name == name) {
+        Some(i) => Some(i),
+        None if in_ci() => panic!("interpreter {name} is not installed (run .ci/setup)"),
+        None => {
+            eprintln!("SKIP: {name} not installed");
+            None
+        }
+    }
+}
+
+/// The reference release for an interpreter: execnet 2.1.2 on CPython 3.8+ and PyPy3,
+/// 1.9.0 on CPython 2.7, 3.6, 3.7 and Jython.
+pub fn reference_path(interp: &Interp) -> PathBuf {
+    let release = match interp.family {
+        Family::CPython3 { minor } if minor >= 8 => "execnet-2.1.2",
+        Family::PyPy3 => "execnet-2.1.2",
+        _ => "execnet-1.9.0",
+    };
+    refdir().join(release)
+}
+
+/// A command running `interp`, with the reference importable when `with_reference`
+/// (`PYTHONPATH`, or `JYTHONPATH` for Jython) and no bytecode written. A missing
+/// reference install panics under CI; elsewhere the command is returned as it is and
+/// fails when it imports execnet.
+pub fn python_command(interp: &Interp, with_reference: bool) -> Command {
+    let mut cmd = Command::new(&interp.path);
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+    if with_reference {
+        let dir = reference_path(interp);
+        if !dir.join("execnet").is_dir() && in_ci() {
+            panic!(
+                "reference execnet missing at {} (run .ci/setup)",
+                dir.display()
+            );
+        }
+        let var = if interp.family == Family::Jython {
+            "JYTHONPATH"
+        } else {
+            "PYTHONPATH"
+        };
+        cmd.env(var, dir);
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_interpreters_env() {
+        let list = parse_env("# made by setup\ncpython2.7=/a/python\n\ncpython3.13=/b/python\npypy3=/usr/bin/pypy3\nbogus=/x\n");
+        assert_eq!(list.len(), 3);
+        assert_eq!(list[0].family, Family::CPython2);
+        assert_eq!(list[1].family, Family::CPython3 { minor: 13 });
+        assert_eq!(list[2].path, PathBuf::from("/usr/bin/pypy3"));
+    }
+
+    #[test]
+    fn reference_release_per_family() {
+        let i = |name: &str| Interp {
+            name: name.into(),
+            path: PathBuf::new(),
+            family: family(name).unwrap(),
+        };
+        assert!(reference_path(&i("cpython3.8")).ends_with("execnet-2.1.2"));
+        assert!(reference_path(&i("cpython3.7")).ends_with("execnet-1.9.0"));
+        assert!(reference_path(&i("jython")).ends_with("execnet-1.9.0"));
+        assert!(reference_path(&i("pypy3")).ends_with("execnet-2.1.2"));
+    }
+}

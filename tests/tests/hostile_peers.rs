@@ -1,0 +1,249 @@
+//! Gateways whose other end is a fake interpreter that misbehaves. Each case ends in a
+//! specific, typed error within the configured timeout, with no process left behind;
+//! memory stays bounded by the maximum message size and the unread-data bound.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use execnet::{DeathKind, Error, Group, Options};
+use execnet_tests::interp;
+
+/// A fake interpreter: a Python script (run by CPython 3.11) started in place of
+/// `python`. `body` runs after the standard prologue, which reads the bootstrap line.
+fn fake(name: &str, body: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let py = interp::require("cpython3.11")?;
+    let dir = std::env::temp_dir().join(format!("execnet-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.py"));
+    let text = format!(
+        "#!{}\nimport os, sys, time, struct\nsys.stdin.buffer.readline()\nout = sys.stdout.buffer\n{body}\n",
+        py.path.display()
+    );
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Some(path)
+}
+
+fn options() -> Options {
+    Options {
+        startup_timeout: Duration::from_secs(3),
+        exit_timeout: Duration::from_millis(500),
+        max_queued_bytes: 4 << 20,
+        limits: execnet::core::Limits {
+            max_message: 1 << 20,
+            ..execnet::core::Limits::DEFAULT
+        },
+        ..Options::default()
+    }
+}
+
+fn gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Starts a gateway to the fake; the error if the start fails.
+fn start(path: &PathBuf) -> (Group, Result<execnet::Gateway, Error>) {
+    let group = Group::with_options(options());
+    let r = group.makegateway(&format!("popen//python={}", path.display()));
+    (group, r)
+}
+
+/// Runs one exchange against a started fake and returns the error it ends with.
+fn exchange_error(path: &PathBuf) -> (Error, Duration, u32) {
+    let (group, gw) = start(path);
+    let gw = gw.expect("handshake succeeds");
+    let pid = gw.pid().unwrap();
+    let t = Instant::now();
+    let err = match gw.remote_exec("channel.send(1)") {
+        Ok(ch) => ch
+            .receive_timeout::<i64>(Duration::from_secs(3))
+            .unwrap_err(),
+        Err(e) => e,
+    };
+    let elapsed = t.elapsed();
+    group.terminate(Duration::from_secs(1));
+    (err, elapsed, pid)
+}
+
+fn death_kind(e: &Error) -> Option<DeathKind> {
+    match e {
+        Error::GatewayDied(d) | Error::Bootstrap(d) => Some(d.kind),
+        _ => None,
+    }
+}
+
+#[test]
+fn garbage_instead_of_handshake() {
+    let Some(p) = fake(
+        "garbage",
+        "out.write(b'\\x00garbage\\xff'); out.flush(); time.sleep(30)",
+    ) else {
+        return;
+    };
+    let t = Instant::now();
+    let (_g, r) = start(&p);
+    let err = r.unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(death_kind(&err), Some(DeathKind::Handshake), "{err}");
+    assert!(err.to_string().contains("garbage"), "{err}");
+}
+
+#[test]
+fn prints_before_handshake() {
+    let Some(p) = fake(
+        "chatty",
+        "out.write(b'Welcome to Python!\\n1'); out.flush(); time.sleep(30)",
+    ) else {
+        return;
+    };
+    let (_g, r) = start(&p);
+    let err = r.unwrap_err();
+    assert_eq!(death_kind(&err), Some(DeathKind::Handshake), "{err}");
+    assert!(err.to_string().contains("Welcome"), "{err}");
+}
+
+#[test]
+fn never_answers_the_handshake() {
+    let Some(p) = fake("silent", "time.sleep(60)") else {
+        return;
+    };
+    let t = Instant::now();
+    let (_g, r) = start(&p);
+    let err = r.unwrap_err();
+    let elapsed = t.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    assert_eq!(death_kind(&err), Some(DeathKind::Handshake), "{err}");
+}
+
+#[test]
+fn never_answers_after_handshake() {
+    let Some(p) = fake("mute", "out.write(b'1'); out.flush(); time.sleep(60)") else {
+        return;
+    };
+    let (group, gw) = start(&p);
+    let gw = gw.unwrap();
+    let pid = gw.pid().unwrap();
+    let ch = gw.remote_exec("channel.send(1)").unwrap();
+    let t = Instant::now();
+    let err = ch
+        .receive_timeout::<i64>(Duration::from_millis(500))
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(1));
+    group.terminate(Duration::from_secs(1));
+    assert!(gone(pid));
+}
+
+#[test]
+fn dies_mid_frame() {
+    let Some(p) = fake(
+        "midframe",
+        "out.write(b'1'); out.flush(); sys.stdin.buffer.read(9)\nout.write(b'\\x04\\x00\\x00\\x00\\x02\\x00\\x00\\x00\\x10LQ'); out.flush()\nsys.stderr.write('fake: dying now\\n'); sys.exit(7)",
+    ) else {
+        return;
+    };
+    let (err, elapsed, pid) = exchange_error(&p);
+    assert!(elapsed < Duration::from_secs(3));
+    assert_eq!(death_kind(&err), Some(DeathKind::Truncated), "{err}");
+    match &err {
+        Error::GatewayDied(d) => {
+            assert_eq!(d.exit, Some(execnet::process::Exit::Code(7)), "{d}");
+            assert!(d.stderr_tail.iter().any(|l| l.contains("dying now")), "{d}");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(gone(pid));
+}
+
+#[test]
+fn header_announcing_two_gib() {
+    let Some(p) = fake(
+        "huge",
+        "out.write(b'1'); out.flush(); sys.stdin.buffer.read(9)\nout.write(struct.pack('!bii', 4, 1, 0x7fffffff)); out.flush(); time.sleep(30)",
+    ) else {
+        return;
+    };
+    let (err, elapsed, pid) = exchange_error(&p);
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    assert_eq!(death_kind(&err), Some(DeathKind::Protocol), "{err}");
+    assert!(err.to_string().contains("maximum message size"), "{err}");
+    assert!(gone(pid));
+}
+
+#[test]
+fn frame_for_a_channel_that_does_not_exist() {
+    let Some(p) = fake(
+        "unknown-channel",
+        "out.write(b'1'); out.flush(); sys.stdin.buffer.read(9)\nout.write(struct.pack('!bii', 4, 99, 2) + b'LQ'); out.flush(); time.sleep(30)",
+    ) else {
+        return;
+    };
+    let (err, elapsed, pid) = exchange_error(&p);
+    assert!(elapsed < Duration::from_secs(2));
+    assert_eq!(death_kind(&err), Some(DeathKind::Protocol), "{err}");
+    assert!(err.to_string().contains("never opened"), "{err}");
+    assert!(gone(pid));
+}
+
+#[test]
+fn floods_data_faster_than_we_read() {
+    let Some(p) = fake(
+        "flood",
+        "out.write(b'1'); out.flush(); sys.stdin.buffer.read(9)\nblock = struct.pack('!bii', 4, 1, 65536 + 6) + b'A' + struct.pack('!i', 65536) + b'x' * 65536 + b'Q'\nwhile 1:\n    out.write(block)",
+    ) else {
+        return;
+    };
+    let (group, gw) = start(&p);
+    let gw = gw.unwrap();
+    let pid = gw.pid().unwrap();
+    let ch = gw.remote_exec("flood").unwrap();
+    // Do not read: the gateway must cut the worker off at the unread-data bound.
+    let death = gw.wait_dead(Duration::from_secs(5)).expect("gateway dies");
+    assert_eq!(death.kind, DeathKind::Overflow, "{death}");
+    let drained = ch.iter_values().count();
+    assert!(drained <= (4 << 20) / 65536 + 2, "{drained} values queued");
+    group.terminate(Duration::from_secs(1));
+    assert!(gone(pid));
+}
+
+#[test]
+fn closes_stdin_early() {
+    let Some(p) = fake(
+        "closed-stdin",
+        "out.write(b'1'); out.flush(); os.close(0)\nnull = os.open('/dev/null', os.O_RDONLY)\ntime.sleep(30)",
+    ) else {
+        return;
+    };
+    let (group, gw) = start(&p);
+    let gw = gw.unwrap();
+    let pid = gw.pid().unwrap();
+    let t = Instant::now();
+    // Writes to a closed pipe fail: the first that does ends the gateway.
+    let payload = "x".repeat(1 << 16);
+    let mut err = None;
+    for _ in 0..64 {
+        match gw.remote_exec(&payload) {
+            Ok(_) => {}
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let err = err.expect("writing to a closed stdin fails");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    assert_eq!(death_kind(&err), Some(DeathKind::Io), "{err}");
+    group.terminate(Duration::from_secs(1));
+    assert!(gone(pid));
+}
