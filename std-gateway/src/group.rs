@@ -62,7 +62,15 @@ impl Group {
     pub fn makegateway(&self, spec: &str) -> Result<Gateway> {
         let spec = Spec::parse(spec)?;
         let id = self.allocate_id(&spec)?;
-        let gw = Gateway::open_with(spec, &id, &self.options)?;
+        let gw = match &spec.via {
+            Some(via) => {
+                let through = self.get(via).ok_or_else(|| {
+                    Error::Other(format!("via={via}: no gateway with that id in the group"))
+                })?;
+                crate::via::open(&through, spec, &id, &self.options)?
+            }
+            None => Gateway::open_with(spec, &id, &self.options)?,
+        };
         self.gateways
             .lock()
             .unwrap_or_else(|e| e.into_inner())

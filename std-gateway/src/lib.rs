@@ -40,6 +40,7 @@ pub mod multi;
 pub mod process;
 pub mod spec;
 pub mod transport;
+mod via;
 pub mod worker;
 
 pub use channel::Channel;
