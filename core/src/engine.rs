@@ -57,7 +57,8 @@ pub struct ChannelState {
     pub receiving: bool,
     /// We may still send.
     pub sending: bool,
-    /// String config for loading this channel's data, when set by a RECONFIGURE.
+    /// String config for loading this channel's data: the gateway's when the channel
+    /// was created, or what a RECONFIGURE for the channel set.
     pub config: Option<StrConfig>,
 }
 
@@ -348,13 +349,23 @@ impl<T: ChannelTable> Engine<T> {
         self.terminated
     }
 
+    /// A new channel's state: open both ways, loading with the gateway's string config
+    /// as it is now (as execnet does, a later gateway reconfigure does not change
+    /// channels that already exist).
+    fn fresh(&self) -> ChannelState {
+        ChannelState {
+            config: Some(self.config),
+            ..ChannelState::OPEN
+        }
+    }
+
     /// Opens a new channel with this role's next id.
     pub fn open_channel(&mut self) -> Result<i32, EngineError> {
         if self.terminated {
             return Err(EngineError::Terminated);
         }
         let id = self.next_id;
-        if !self.table.insert(id, ChannelState::OPEN) {
+        if !self.table.insert(id, self.fresh()) {
             return Err(EngineError::TooManyChannels);
         }
         self.next_id = self
@@ -385,7 +396,7 @@ impl<T: ChannelTable> Engine<T> {
             return Err(EngineError::UnknownChannel { code, channel: id });
         }
         // The peer's numbering: a new channel.
-        if !self.table.insert(id, ChannelState::OPEN) {
+        if !self.table.insert(id, self.fresh()) {
             return Err(EngineError::TooManyChannels);
         }
         self.peer_high = id;

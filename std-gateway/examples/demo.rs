@@ -36,7 +36,9 @@ fn main() -> Result<(), execnet::Error> {
     ch.close()?;
 
     // Errors come back with the remote traceback.
-    let err = gw.remote_exec("1/0")?.wait_close(Some(Duration::from_secs(10)));
+    let err = gw
+        .remote_exec("1/0")?
+        .wait_close(Some(Duration::from_secs(10)));
     if let Err(execnet::Error::Remote(e)) = err {
         println!("remote error: {}", e.summary());
     }

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 fn main() -> Result<(), execnet::Error> {
-    let python = std::env::args().nth(1).unwrap_or_else(|| "python2.7".into());
+    let python = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "python2.7".into());
     let group = execnet::Group::new();
     let gw = group.makegateway(&format!("popen//python={python}"))?;
     let ch = gw.remote_exec(

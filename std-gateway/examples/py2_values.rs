@@ -14,7 +14,8 @@ fn main() {
     };
     let data = std::fs::read(&input).expect("read input");
     let mut nodes = Vec::new();
-    let (version, value) = decode::decode_dumps(&data, &mut nodes, &Limits::DEFAULT).expect("decode");
+    let (version, value) =
+        decode::decode_dumps(&data, &mut nodes, &Limits::DEFAULT).expect("decode");
     // Python 2 `str` is raw bytes; load it as text the way loads(py2str_as_py3str=True) does.
     let config = StrConfig::new(true, false);
     let words: Vec<String> = match value {
@@ -31,8 +32,16 @@ fn main() {
 
     // Write the same list for both generations: version 1 for execnet 1.x readers (Python
     // 2), version 2 for execnet 2.x.
-    let list = Value::List(words.iter().map(|w| Value::Py2Str(w.clone().into_bytes())).collect());
-    for (version, name) in [(Version::V1, "for-execnet1.bin"), (Version::V2, "for-execnet2.bin")] {
+    let list = Value::List(
+        words
+            .iter()
+            .map(|w| Value::Py2Str(w.clone().into_bytes()))
+            .collect(),
+    );
+    for (version, name) in [
+        (Version::V1, "for-execnet1.bin"),
+        (Version::V2, "for-execnet2.bin"),
+    ] {
         let bytes = encode::to_vec(&list, Envelope::Dumps(version)).expect("encode");
         std::fs::write(std::path::Path::new(&out_dir).join(name), &bytes).expect("write");
         println!("wrote {name}: {} bytes", bytes.len());

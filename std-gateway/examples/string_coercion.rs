@@ -11,21 +11,29 @@ fn main() -> Result<(), execnet::Error> {
     let python = std::env::args().nth(1).unwrap_or_else(|| "python3".into());
     let group = execnet::Group::new();
     let gw = group.makegateway(&format!("popen//python={python}"))?;
-    let ch = gw.remote_exec("for x in channel:\n    channel.send(type(x).__name__)\n")?;
-    let probe = |label: &str| -> Result<(), execnet::Error> {
+    let source = "for x in channel:\n    channel.send(type(x).__name__)\n";
+    let probe = |ch: &execnet::Channel, label: &str| -> Result<(), execnet::Error> {
         ch.send_value(&Value::Str("text".into()))?;
         let text: String = ch.receive()?;
         ch.send_value(&Value::Bytes(b"raw".to_vec()))?;
         let bytes: String = ch.receive()?;
-        println!("{label:<28} str -> {text:<8} bytes -> {bytes}");
+        println!("{label:<36} str -> {text:<8} bytes -> {bytes}");
         Ok(())
     };
-    probe("default")?;
+    let first = gw.remote_exec(source)?;
+    probe(&first, "default")?;
+    // A gateway reconfigure applies to channels opened afterwards...
     gw.reconfigure(false, true)?;
-    probe("gateway (False, True)")?;
+    probe(
+        &gw.remote_exec(source)?,
+        "gateway (False, True), new channel",
+    )?;
+    // ...while a channel keeps the config it was opened with.
+    probe(&first, "gateway (False, True), older channel")?;
     gw.reconfigure(true, false)?;
+    let ch = gw.remote_exec(source)?;
     ch.reconfigure(false, true)?;
-    probe("channel (False, True)")?;
+    probe(&ch, "channel (False, True)")?;
     group.terminate(Duration::from_secs(5));
     Ok(())
 }

@@ -25,14 +25,21 @@ while 1:
 """
 
 
+def name_of(x):
+    # A type name sent back as a str may arrive as bytes under py3str_as_py2str.
+    if not isinstance(x, str):
+        x = x.decode("ascii")
+    return x
+
+
 def step(ch, name, text, data):
     out = [name]
     ch.send(text)
-    out.append(ch.receive())
+    out.append(name_of(ch.receive()))
     echoed_text = ch.receive()
     lit1 = ch.receive()
     ch.send(data)
-    out.append(ch.receive())
+    out.append(name_of(ch.receive()))
     echoed_data = ch.receive()
     lit2 = ch.receive()
     out += [type(echoed_text).__name__, type(echoed_data).__name__, type(lit1).__name__]
@@ -46,14 +53,14 @@ def main():
     data = "bytes".encode("ascii")
     results = [step(ch, "default", text, data)]
     gw.reconfigure(py2str_as_py3str=False, py3str_as_py2str=True)
-    results.append(step(ch, "gateway(False, True)", text, data))
+    results.append(step(ch, "gateway-False-True", text, data))
     gw.reconfigure(py2str_as_py3str=True, py3str_as_py2str=False)
     ch.reconfigure(py2str_as_py3str=False, py3str_as_py2str=True)
-    results.append(step(ch, "channel(False, True)", text, data))
+    results.append(step(ch, "channel-False-True", text, data))
     ch.reconfigure(py2str_as_py3str=True, py3str_as_py2str=False)
     ch.send("reconfigure-channel")
     ch.receive()
-    results.append(step(ch, "remote channel(False, True)", text, data))
+    results.append(step(ch, "remote-channel-False-True", text, data))
     ch.send(None)
     gw.exit()
     print(json.dumps(results))

@@ -44,20 +44,28 @@ fn demo() {
     let mut cmd = example("demo");
     cmd.arg(&py.path);
     let out = run(cmd);
-    assert!(out.contains("'square': Int(Small(1208925819614629174706176))") || out.contains("1208925819614629174706176"), "{out}");
+    assert!(
+        out.contains("'square': Int(Small(1208925819614629174706176))")
+            || out.contains("1208925819614629174706176"),
+        "{out}"
+    );
     assert!(out.contains("remote error: ZeroDivisionError"), "{out}");
 }
 
 #[test]
 fn py2_values() {
-    let (Some(py27), Some(py311)) = (interp::require("cpython2.7"), interp::require("cpython3.11")) else {
+    let (Some(py27), Some(py311)) = (
+        interp::require("cpython2.7"),
+        interp::require("cpython3.11"),
+    ) else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("execnet-ex-py2-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let input = dir.join("in.bin");
     let mut dump = interp::python_command(&py27, true);
-    dump.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/py2_dump.py")).arg(&input);
+    dump.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/py2_dump.py"))
+        .arg(&input);
     run(dump);
     let mut cmd = example("py2_values");
     cmd.arg(&input).arg(&dir);
@@ -65,7 +73,9 @@ fn py2_values() {
     assert!(out.contains("V1: [\"hello\", \"world\"]"), "{out}");
     for (py, file) in [(&py27, "for-execnet1.bin"), (&py311, "for-execnet2.bin")] {
         let mut check = interp::python_command(py, true);
-        check.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/load_check.py")).arg(dir.join(file));
+        check
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/load_check.py"))
+            .arg(dir.join(file));
         assert_eq!(run(check).trim(), "[('str', 'hello'), ('str', 'world')]");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -78,14 +88,25 @@ fn numpy_py2() {
     };
     let mut cmd = example("numpy_py2");
     cmd.arg(&py27.path);
-    assert_eq!(run(cmd).trim(), "array([1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9])");
+    assert_eq!(
+        run(cmd).trim(),
+        "array([1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9])"
+    );
 }
 
 #[test]
 fn string_coercion() {
-    for (name, expect) in [
-        ("cpython3.11", ["str -> str      bytes -> bytes", "str -> bytes    bytes -> bytes"]),
-        ("cpython2.7", ["str -> unicode  bytes -> str", "str -> str      bytes -> str"]),
+    for (name, default, reconfigured) in [
+        (
+            "cpython3.11",
+            "str -> str      bytes -> bytes",
+            "str -> bytes    bytes -> bytes",
+        ),
+        (
+            "cpython2.7",
+            "str -> unicode  bytes -> str",
+            "str -> str      bytes -> str",
+        ),
     ] {
         let Some(py) = interp::require(name) else {
             continue;
@@ -94,8 +115,16 @@ fn string_coercion() {
         cmd.arg(&py.path);
         let out = run(cmd);
         let lines: Vec<&str> = out.lines().collect();
-        assert!(lines[0].ends_with(expect[0]), "{name}: {out}");
-        assert!(lines[1].ends_with(expect[1]), "{name}: {out}");
+        assert_eq!(lines.len(), 4, "{name}: {out}");
+        for (line, expect) in lines
+            .iter()
+            .zip([default, reconfigured, default, reconfigured])
+        {
+            assert!(
+                line.ends_with(expect),
+                "{name}: {line:?} should end with {expect:?}\n{out}"
+            );
+        }
     }
 }
 

@@ -154,14 +154,14 @@ fn our_session(remote: &interp::Interp, reader: Reader) -> Vec<Vec<String>> {
     };
     let mut rows = vec![step("default")];
     gw.reconfigure(false, true).unwrap();
-    rows.push(step("gateway(False, True)"));
+    rows.push(step("gateway-False-True"));
     gw.reconfigure(true, false).unwrap();
     ch.reconfigure(false, true).unwrap();
-    rows.push(step("channel(False, True)"));
+    rows.push(step("channel-False-True"));
     ch.reconfigure(true, false).unwrap();
     ch.send("reconfigure-channel").unwrap();
     let _: Value = ch.receive_value().unwrap();
-    rows.push(step("remote channel(False, True)"));
+    rows.push(step("remote-channel-False-True"));
     ch.send_value(&Value::None).unwrap();
     group.terminate(Duration::from_secs(2));
     rows

@@ -414,7 +414,8 @@ class Channel(object):
         self._remote_error = None
         self._callback = None
         self._endmarker = _NO_ENDMARKER
-        self._strconfig = None
+        # Like execnet, a channel keeps the gateway's string config of its creation.
+        self._strconfig = gateway._strconfig
         self._lock = threading.Lock()
 
     def __repr__(self):
@@ -709,11 +710,6 @@ class Gateway(object):
         finally:
             self._channels_lock.release()
 
-    def _config_for(self, id):
-        ch = self._channels.get(id)
-        if ch is not None and ch._strconfig is not None:
-            return ch._strconfig
-        return self._strconfig
 
     def _execute(self, channel, source, filename, call_name, kwargs):
         self._executing += 1
@@ -751,7 +747,7 @@ class Gateway(object):
             if code == CHANNEL_DATA:
                 ch = self.channel(id)
                 try:
-                    item = loads_internal(payload, self._config_for(id), self)
+                    item = loads_internal(payload, ch._strconfig, self)
                 except Exception:
                     ch.close("LoadError: " + traceback.format_exc())
                     continue
