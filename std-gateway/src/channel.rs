@@ -42,7 +42,13 @@ pub(crate) struct Queue {
 pub(crate) struct ChanState {
     q: Mutex<Queue>,
     cv: Condvar,
+    /// Set while values (or the end) wait in the queue: lets a receiver poll without
+    /// the lock.
+    ready: std::sync::atomic::AtomicBool,
 }
+
+/// How long a receiver polls before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
 
 impl ChanState {
     pub(crate) fn new() -> Arc<ChanState> {
@@ -55,6 +61,7 @@ impl ChanState {
                 sent_close: false,
             }),
             cv: Condvar::new(),
+            ready: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -73,6 +80,7 @@ impl ChanState {
             return false;
         }
         q.items.push_back((payload, config));
+        self.ready.store(true, std::sync::atomic::Ordering::Release);
         self.cv.notify_all();
         true
     }
@@ -83,6 +91,7 @@ impl ChanState {
         if q.end.is_none() {
             q.end = Some(end);
         }
+        self.ready.store(true, std::sync::atomic::Ordering::Release);
         if q.callback.is_some() {
             if let Some(marker) = q.endmarker.take() {
                 if let Some(cb) = q.callback.as_mut() {
@@ -198,9 +207,14 @@ impl Channel {
 
     fn receive_raw(&self, timeout: Option<Duration>) -> Result<(Vec<u8>, StrConfig)> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        let mut spun = false;
         let mut q = self.h.st.lock();
         loop {
             if let Some(item) = q.items.pop_front() {
+                self.h
+                    .st
+                    .ready
+                    .store(!q.items.is_empty(), std::sync::atomic::Ordering::Release);
                 self.h
                     .gw
                     .queued
@@ -214,6 +228,21 @@ impl Channel {
                 return Err(Error::Other(
                     "channel has a callback: values go to it, not to receive()".into(),
                 ));
+            }
+            if !spun {
+                // A reply often arrives within microseconds: polling briefly before
+                // sleeping saves the wake-up latency of the condition variable.
+                spun = true;
+                drop(q);
+                let start = Instant::now();
+                while start.elapsed() < SPIN {
+                    std::thread::yield_now();
+                    if self.h.st.ready.load(std::sync::atomic::Ordering::Acquire) {
+                        break;
+                    }
+                }
+                q = self.h.st.lock();
+                continue;
             }
             q = match deadline {
                 None => self.h.st.cv.wait(q).unwrap_or_else(|e| e.into_inner()),

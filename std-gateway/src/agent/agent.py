@@ -16,8 +16,6 @@ PY3 = sys.version_info[0] >= 3
 JYTHON = sys.platform.startswith("java")
 
 if PY3:
-    import queue as _queue
-
     text_type = str
     bytes_type = bytes
     long_type = int
@@ -26,8 +24,6 @@ if PY3:
         return s.encode("latin-1")
 
 else:
-    import Queue as _queue
-
     text_type = unicode  # noqa: F821 (Python 2)
     bytes_type = str
     long_type = long  # noqa: F821 (Python 2)
@@ -225,178 +221,173 @@ def dumps_internal(obj):
 # -------------------------------------------------------------- deserializer
 
 
-class _Loader(object):
-    def __init__(self, data, config, gateway):
-        self.data = data
-        self.pos = 0
-        self.py2str_as_py3str, self.py3str_as_py2str = config
-        self.gateway = gateway
-
-    def take(self, n):
-        pos = self.pos
-        end = pos + n
-        if n < 0 or end > len(self.data):
-            raise LoadError("truncated value")
-        self.pos = end
-        return self.data[pos:end]
-
-    def int4(self):
-        return _unpack("!i", self.take(4))[0]
-
-    def blob(self):
-        return self.take(self.int4())
-
-    def load(self):
-        stack = []
-        push = stack.append
-        table = _LOADERS
-        while 1:
-            op = self.take(1)
-            if op == OP_STOP:
-                if len(stack) != 1:
-                    raise LoadError("bad stack at STOP")
-                return stack[0]
-            f = table.get(op)
-            if f is None:
-                raise LoadError("unknown opcode %r" % (op,))
-            f(self, stack, push)
-
-
-def _ld_none(ld, stack, push):
-    push(None)
-
-
-def _ld_true(ld, stack, push):
-    push(True)
-
-
-def _ld_false(ld, stack, push):
-    push(False)
-
-
-def _ld_int(ld, stack, push):
-    push(ld.int4())
-
-
-def _ld_long(ld, stack, push):
-    push(long_type(ld.int4()))
-
-
-def _ld_longint(ld, stack, push):
-    push(int(ld.blob()))
-
-
-def _ld_longlong(ld, stack, push):
-    push(long_type(ld.blob()))
-
-
-def _ld_float(ld, stack, push):
-    push(_unpack("!d", ld.take(8))[0])
-
-
-def _ld_complex(ld, stack, push):
-    re, im = _unpack("!dd", ld.take(16))
-    push(complex(re, im))
-
-
-def _ld_bytes(ld, stack, push):
-    push(ld.blob())
-
-
-def _ld_py2string(ld, stack, push):
-    data = ld.blob()
-    if PY3 and ld.py2str_as_py3str:
-        push(data.decode("latin-1"))
-    else:
-        push(data)
-
-
-def _ld_py3string(ld, stack, push):
-    data = ld.blob()
-    if ld.py3str_as_py2str:
-        push(data)
-    else:
-        push(data.decode("utf-8"))
-
-
-def _ld_unicode(ld, stack, push):
-    push(ld.blob().decode("utf-8"))
-
-
-def _ld_newlist(ld, stack, push):
-    n = ld.int4()
-    if n < 0 or n * 7 > len(ld.data) - ld.pos:
-        raise LoadError("list too long for its payload")
-    push([None] * n)
-
-
-def _ld_newdict(ld, stack, push):
-    push({})
-
-
-def _ld_setitem(ld, stack, push):
-    if len(stack) < 3:
-        raise LoadError("not enough items for SETITEM")
-    value = stack.pop()
-    key = stack.pop()
-    stack[-1][key] = value
-
-
-def _ld_build(kind):
-    def build(ld, stack, push):
-        n = ld.int4()
-        if n < 0 or n > len(stack):
-            raise LoadError("not enough items to build a collection")
-        if n:
-            items = stack[-n:]
-            del stack[-n:]
-        else:
-            items = []
-        push(kind(items))
-
-    return build
-
-
-def _ld_channel(ld, stack, push):
-    push(ld.gateway.channel(ld.int4()))
-
-
-_LOADERS = {
-    OP_NONE: _ld_none,
-    OP_TRUE: _ld_true,
-    OP_FALSE: _ld_false,
-    OP_INT: _ld_int,
-    OP_LONG: _ld_long,
-    OP_LONGINT: _ld_longint,
-    OP_LONGLONG: _ld_longlong,
-    OP_FLOAT: _ld_float,
-    OP_COMPLEX: _ld_complex,
-    OP_BYTES: _ld_bytes,
-    OP_PY2STRING: _ld_py2string,
-    OP_PY3STRING: _ld_py3string,
-    OP_UNICODE: _ld_unicode,
-    OP_NEWLIST: _ld_newlist,
-    OP_NEWDICT: _ld_newdict,
-    OP_SETITEM: _ld_setitem,
-    OP_BUILDTUPLE: _ld_build(tuple),
-    OP_SET: _ld_build(set),
-    OP_FROZENSET: _ld_build(frozenset),
-    OP_CHANNEL: _ld_channel,
-}
-if not PY3:
-    # Python 2 has no bytes type apart from str; a Python 3 str arrives as unicode
-    # unless py3str_as_py2str asks for str.
-    pass
+_unpack_from = struct.unpack_from
 
 
 def loads_internal(data, config, gateway=None):
-    return _Loader(data, config, gateway).load()
+    """Decodes one value (internal envelope), loading strings under `config`."""
+    py2str_as_py3str, py3str_as_py2str = config
+    stack = []
+    push = stack.append
+    pos = 0
+    end = len(data)
+    try:
+        while 1:
+            op = data[pos : pos + 1]
+            pos += 1
+            if op == OP_INT:
+                push(_unpack_from("!i", data, pos)[0])
+                pos += 4
+            elif op == OP_SETITEM:
+                if len(stack) < 3:
+                    raise LoadError("not enough items for SETITEM")
+                value = stack.pop()
+                key = stack.pop()
+                stack[-1][key] = value
+            elif op == OP_PY3STRING or op == OP_UNICODE or op == OP_BYTES or op == OP_PY2STRING:
+                n = _unpack_from("!i", data, pos)[0]
+                pos += 4
+                if n < 0 or pos + n > end:
+                    raise LoadError("string length beyond the payload")
+                raw = data[pos : pos + n]
+                pos += n
+                if op == OP_PY3STRING:
+                    if py3str_as_py2str:
+                        push(raw)
+                    else:
+                        push(raw.decode("utf-8"))
+                elif op == OP_UNICODE:
+                    push(raw.decode("utf-8"))
+                elif op == OP_PY2STRING and PY3 and py2str_as_py3str:
+                    push(raw.decode("latin-1"))
+                else:
+                    push(raw)
+            elif op == OP_STOP:
+                if len(stack) != 1:
+                    raise LoadError("bad stack at STOP")
+                return stack[0]
+            elif op == OP_NONE:
+                push(None)
+            elif op == OP_TRUE:
+                push(True)
+            elif op == OP_FALSE:
+                push(False)
+            elif op == OP_FLOAT:
+                push(_unpack_from("!d", data, pos)[0])
+                pos += 8
+            elif op == OP_BUILDTUPLE or op == OP_SET or op == OP_FROZENSET:
+                n = _unpack_from("!i", data, pos)[0]
+                pos += 4
+                if n < 0 or n > len(stack):
+                    raise LoadError("not enough items to build a collection")
+                if n:
+                    items = stack[-n:]
+                    del stack[-n:]
+                else:
+                    items = []
+                if op == OP_BUILDTUPLE:
+                    push(tuple(items))
+                elif op == OP_SET:
+                    push(set(items))
+                else:
+                    push(frozenset(items))
+            elif op == OP_NEWLIST:
+                n = _unpack_from("!i", data, pos)[0]
+                pos += 4
+                if n < 0 or n * 7 > end - pos:
+                    raise LoadError("list too long for its payload")
+                push([None] * n)
+            elif op == OP_NEWDICT:
+                push({})
+            elif op == OP_LONG:
+                push(long_type(_unpack_from("!i", data, pos)[0]))
+                pos += 4
+            elif op == OP_LONGINT or op == OP_LONGLONG:
+                n = _unpack_from("!i", data, pos)[0]
+                pos += 4
+                if n < 0 or pos + n > end:
+                    raise LoadError("integer text beyond the payload")
+                text = data[pos : pos + n]
+                pos += n
+                if op == OP_LONGINT:
+                    push(int(text))
+                else:
+                    push(long_type(text))
+            elif op == OP_COMPLEX:
+                re, im = _unpack_from("!dd", data, pos)
+                pos += 16
+                push(complex(re, im))
+            elif op == OP_CHANNEL:
+                push(gateway.channel(_unpack_from("!i", data, pos)[0]))
+                pos += 4
+            else:
+                raise LoadError("unknown opcode %r at %d" % (op, pos - 1))
+    except struct.error:
+        raise LoadError("truncated value")
 
 
 # ------------------------------------------------------------------ channels
 
 _NO_ENDMARKER = object()
 _END = object()
+
+
+class _Empty(Exception):
+    pass
+
+
+class _Inbox(object):
+    """A queue for one consumer: the producer only takes the lock when the consumer
+    waits, so that a busy consumer costs the reader nothing but an append."""
+
+    def __init__(self):
+        from collections import deque
+
+        self.items = deque()
+        self.cond = threading.Condition(threading.Lock())
+        self.waiting = 0
+
+    def put(self, item):
+        self.items.append(item)
+        if self.waiting:
+            self.cond.acquire()
+            try:
+                self.cond.notify()
+            finally:
+                self.cond.release()
+
+    def get(self, timeout=None):
+        try:
+            return self.items.popleft()
+        except IndexError:
+            pass
+        self.cond.acquire()
+        try:
+            self.waiting += 1
+            try:
+                if timeout is None:
+                    while not self.items:
+                        self.cond.wait()
+                else:
+                    import time
+
+                    deadline = time.time() + timeout
+                    while not self.items:
+                        left = deadline - time.time()
+                        if left <= 0:
+                            raise _Empty()
+                        self.cond.wait(left)
+            finally:
+                self.waiting -= 1
+            return self.items.popleft()
+        finally:
+            self.cond.release()
+
+    def get_nowait(self):
+        try:
+            return self.items.popleft()
+        except IndexError:
+            raise _Empty()
 
 
 class Channel(object):
@@ -408,7 +399,7 @@ class Channel(object):
     def __init__(self, gateway, id):
         self.gateway = gateway
         self.id = id
-        self._items = _queue.Queue()
+        self._items = _Inbox()
         self._closed = False
         self._receive_closed = threading.Event()
         self._remote_error = None
@@ -451,11 +442,8 @@ class Channel(object):
         if self._callback is not None:
             raise IOError("%r has a callback" % (self,))
         try:
-            if timeout is None:
-                item = self._items.get()
-            else:
-                item = self._items.get(True, timeout)
-        except _queue.Empty:
+            item = self._items.get(timeout)
+        except _Empty:
             raise TimeoutError("no item after %r seconds" % (timeout,))
         if item is _END:
             self._items.put(_END)
@@ -507,8 +495,8 @@ class Channel(object):
         self._endmarker = endmarker
         while 1:
             try:
-                item = self._items.get(False)
-            except _queue.Empty:
+                item = self._items.get_nowait()
+            except _Empty:
                 break
             if item is _END:
                 if endmarker is not _NO_ENDMARKER:
@@ -592,24 +580,50 @@ class _ChannelReader(object):
 # ------------------------------------------------------------------- gateway
 
 
-class _FdIO(object):
+class _BufferedIO(object):
+    """Reads through a buffer and an offset, so that taking a message out of a large
+    read does not copy the rest of the buffer."""
+
+    def __init__(self):
+        self.buf = _b("")
+        self.pos = 0
+
+    def read(self, n):
+        pos = self.pos
+        buf = self.buf
+        end = pos + n
+        if end <= len(buf):
+            self.pos = end
+            return buf[pos:end]
+        rest = buf[pos:]
+        parts = [rest]
+        have = len(rest)
+        while have < n:
+            chunk = self._read_chunk(max(65536, n - have))
+            if not chunk:
+                self.buf = _b("").join(parts)
+                self.pos = 0
+                raise EOFError()
+            parts.append(chunk)
+            have += len(chunk)
+        rest = _b("").join(parts)
+        self.buf = rest
+        self.pos = n
+        if have == n:
+            return rest
+        return rest[:n]
+
+
+class _FdIO(_BufferedIO):
     """Protocol IO over two private file descriptors."""
 
     def __init__(self, infd, outfd):
+        _BufferedIO.__init__(self)
         self.infd = infd
         self.outfd = outfd
-        self.buf = _b("")
 
-    def read(self, n):
-        buf = self.buf
-        while len(buf) < n:
-            chunk = os.read(self.infd, max(65536, n - len(buf)))
-            if not chunk:
-                self.buf = buf
-                raise EOFError()
-            buf = buf + chunk if buf else chunk
-        self.buf = buf[n:]
-        return buf[:n]
+    def _read_chunk(self, n):
+        return os.read(self.infd, n)
 
     def write(self, data):
         while data:
@@ -638,23 +652,15 @@ class _FileIO(object):
         self.outfile.flush()
 
 
-class _SocketIO(object):
+class _SocketIO(_BufferedIO):
     """Protocol IO over a connected socket (run by a socket server)."""
 
     def __init__(self, sock):
+        _BufferedIO.__init__(self)
         self.sock = sock
-        self.buf = _b("")
 
-    def read(self, n):
-        buf = self.buf
-        while len(buf) < n:
-            chunk = self.sock.recv(max(65536, n - len(buf)))
-            if not chunk:
-                self.buf = buf
-                raise EOFError()
-            buf = buf + chunk if buf else chunk
-        self.buf = buf[n:]
-        return buf[:n]
+    def _read_chunk(self, n):
+        return self.sock.recv(n)
 
     def write(self, data):
         self.sock.sendall(data)
@@ -684,6 +690,9 @@ class Gateway(object):
             self._write_lock.release()
 
     def channel(self, id):
+        ch = self._channels.get(id)
+        if ch is not None:
+            return ch
         self._channels_lock.acquire()
         try:
             ch = self._channels.get(id)
