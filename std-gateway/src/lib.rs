@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod channel;
 pub mod error;
 pub mod gateway;
@@ -38,6 +39,7 @@ pub mod group;
 pub mod json;
 pub mod multi;
 pub mod process;
+pub mod serve;
 pub mod spec;
 pub mod transport;
 mod via;

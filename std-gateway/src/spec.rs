@@ -52,6 +52,8 @@ pub struct Spec {
     pub ssh_config: Option<String>,
     /// Open the gateway through another gateway's remote side (`via=`).
     pub via: Option<String>,
+    /// A file holding the shared secret for an `execnet serve` server (`secret=`).
+    pub secret: Option<String>,
     /// The text the spec was parsed from.
     pub source: String,
 }
@@ -83,7 +85,7 @@ impl fmt::Display for SpecError {
         match self {
             SpecError::UnknownKey(k) => write!(
                 f,
-                "unknown spec key {k:?} (known: popen, ssh, socket, python, chdir, nice, env:NAME, id, dont_write_bytecode, ssh_config, via)"
+                "unknown spec key {k:?} (known: popen, ssh, socket, python, chdir, nice, env:NAME, id, dont_write_bytecode, ssh_config, via, secret)"
             ),
             SpecError::DuplicateKey(k) => write!(f, "spec key {k:?} given twice"),
             SpecError::MissingValue(k) => write!(f, "spec key {k:?} needs a value ({k}=...)"),
@@ -148,6 +150,7 @@ impl Spec {
             dont_write_bytecode: false,
             ssh_config: None,
             via: None,
+            secret: None,
             source: text.into(),
         };
         let mut seen: Vec<String> = Vec::new();
@@ -218,6 +221,7 @@ impl Spec {
                 "id" => spec.id = Some(need(value)?),
                 "ssh_config" => spec.ssh_config = Some(need(value)?),
                 "via" => spec.via = Some(need(value)?),
+                "secret" => spec.secret = Some(need(value)?),
                 "dont_write_bytecode" => {
                     if value.is_some() {
                         return Err(SpecError::UnexpectedValue(key.into()));
@@ -237,6 +241,12 @@ impl Spec {
                 "spec {text:?} names no transport: start it with popen, ssh=HOST or socket=HOST:PORT"
             ))
         })?;
+        if spec.secret.is_some() && !matches!(spec.transport, Transport::Socket { .. }) {
+            return Err(SpecError::BadValue {
+                key: "secret".into(),
+                reason: "only socket gateways use it".into(),
+            });
+        }
         if spec.ssh_config.is_some() && !matches!(spec.transport, Transport::Ssh { .. }) {
             return Err(SpecError::BadValue {
                 key: "ssh_config".into(),

@@ -134,7 +134,7 @@ fn spawn_worker(argv: &[String], spec: &Spec, options: &Options, local_env: bool
 }
 
 /// Connects to a socket server and sends it the agent.
-fn socket(host: &str, port: u16, options: &Options) -> Result<Link> {
+fn socket(host: &str, port: u16, secret: Option<&str>, options: &Options) -> Result<Link> {
     let addrs: Vec<_> = (host, port)
         .to_socket_addrs()
         .map_err(|e| Error::Other(format!("cannot resolve {host}:{port}: {e}")))?
@@ -156,6 +156,13 @@ fn socket(host: &str, port: u16, options: &Options) -> Result<Link> {
         )
     })?;
     stream.set_nodelay(true)?;
+    if let Some(path) = secret {
+        let secret = crate::auth::read_secret(std::path::Path::new(path))
+            .map_err(|e| Error::Other(format!("secret={path}: {e}")))?;
+        stream.set_read_timeout(Some(options.connect_timeout))?;
+        crate::auth::respond(&mut stream, &secret).map_err(|e| Error::Refused(e.to_string()))?;
+        stream.set_read_timeout(None)?;
+    }
     stream.write_all(&bootstrap_payload())?;
     let input = stream.try_clone()?;
     let closer = stream.try_clone()?;
@@ -184,7 +191,7 @@ pub(crate) fn connect(spec: &Spec, options: &Options) -> Result<Link> {
             options,
             false,
         ),
-        Transport::Socket { host, port } => socket(host, *port, options),
+        Transport::Socket { host, port } => socket(host, *port, spec.secret.as_deref(), options),
     }
 }
 

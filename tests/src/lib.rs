@@ -1,2 +1,3 @@
 //! Helpers shared by the interop tests.
 pub mod interp;
+pub mod suite;
