@@ -37,6 +37,7 @@ pub mod error;
 pub mod gateway;
 pub mod group;
 pub mod json;
+pub mod literal;
 pub mod multi;
 pub mod process;
 pub mod serve;

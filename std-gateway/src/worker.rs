@@ -87,8 +87,12 @@ impl Link {
     }
 }
 
+/// Values waiting, and how the channel ended (`Some(None)`: closed; `Some(Some(text))`:
+/// closed with an error).
+type InboxState = (VecDeque<(Vec<u8>, StrConfig)>, Option<Option<String>>);
+
 struct Inbox {
-    q: Mutex<(VecDeque<(Vec<u8>, StrConfig)>, Option<Option<String>>)>,
+    q: Mutex<InboxState>,
     cv: Condvar,
 }
 

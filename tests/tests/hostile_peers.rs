@@ -50,14 +50,14 @@ fn gone(pid: u32) -> bool {
 }
 
 /// Starts a gateway to the fake; the error if the start fails.
-fn start(path: &PathBuf) -> (Group, Result<execnet::Gateway, Error>) {
+fn start(path: &std::path::Path) -> (Group, Result<execnet::Gateway, Error>) {
     let group = Group::with_options(options());
     let r = group.makegateway(&format!("popen//python={}", path.display()));
     (group, r)
 }
 
 /// Runs one exchange against a started fake and returns the error it ends with.
-fn exchange_error(path: &PathBuf) -> (Error, Duration, u32) {
+fn exchange_error(path: &std::path::Path) -> (Error, Duration, u32) {
     let (group, gw) = start(path);
     let gw = gw.expect("handshake succeeds");
     let pid = gw.pid().unwrap();

@@ -1,6 +1,568 @@
-//! The `execnet` command-line tool.
+//! `execnet`: run code in Python workers, inspect interpreters, and convert between
+//! execnet's wire format and Python literals.
+//!
+//! Exit statuses (stable, for scripts):
+//! - 0: success;
+//! - 1: the remote code raised an exception (`exec`);
+//! - 2: bad input: usage, spec, malformed bytes, malformed literal;
+//! - 3: a gateway could not be started or was lost (missing interpreter, dead worker);
+//! - 4: output could not be written.
 
-fn main() {
-    eprintln!("execnet: no subcommands yet");
-    std::process::exit(2);
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use execnet::core::{decode, encode, Envelope, Limits, StrConfig, Value, Version};
+use execnet::literal::{self, ParseMode, ReprMode};
+use execnet::process::OutputMode;
+use execnet::{Error, Group, Options};
+
+#[derive(Parser)]
+#[command(name = "execnet", version, about = "Run code in Python workers of any generation, and read or write execnet's wire format", long_about = None)]
+struct Cli {
+    /// Progress and timing on stderr (default: only when stderr is a terminal).
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a gateway, run code in it, print every value it sends.
+    ///
+    /// The code sees `channel`; each value it sends is printed on its own line (as a
+    /// Python literal, or JSON with --json). If the code raises, its traceback goes to
+    /// stderr and the exit status is 1.
+    Exec(ExecArgs),
+    /// Start gateways in parallel and print a table of their interpreters.
+    Info(InfoArgs),
+    /// Read `dumps` bytes and print the value as a Python literal (or JSON).
+    Decode(DecodeArgs),
+    /// Read a Python literal and write its `dumps` bytes.
+    Encode(EncodeArgs),
+    /// Serve registered Rust functions over the protocol on stdin/stdout (after a
+    /// bootstrap line, as a Python master sends it) or on a TCP socket.
+    ///
+    /// Functions: echo(**kwargs) sends its kwargs back; mirror() sends back every value
+    /// it receives; add(a, b) sends a + b; fail(message) raises; info() sends the
+    /// worker's pid and version. A Python master reaches them with
+    /// `execnet.makegateway("popen//python=/path/to/execnet")` and
+    /// `gw.remote_exec(echo, x=1)` where `echo` is any Python function of that name.
+    Worker(WorkerArgs),
+    /// Accept TCP connections and start a worker for each, after authentication.
+    ///
+    /// Binds loopback unless told otherwise. Requires a shared secret by default
+    /// (--secret-file; clients use `socket=HOST:PORT//secret=FILE`), checked by
+    /// challenge-response so that it never crosses the wire; a client without it is
+    /// disconnected before any code runs. --insecure-no-auth accepts the reference's
+    /// bootstrap from Python masters that cannot authenticate.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port, printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8888")]
+    bind: String,
+    /// File with the shared secret.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "insecure_no_auth"
+    )]
+    secret_file: Option<PathBuf>,
+    /// Accept connections without authentication.
+    #[arg(long, conflicts_with = "secret_file")]
+    insecure_no_auth: bool,
+    /// Python interpreter for the workers.
+    #[arg(long, default_value = "python3", conflicts_with = "rust_worker")]
+    python: String,
+    /// Serve the built-in Rust functions instead of Python.
+    #[arg(long)]
+    rust_worker: bool,
+    /// Exit after this many connections.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+}
+
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// Accept one TCP connection on this address instead of using stdin/stdout.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct ExecArgs {
+    /// Gateway spec, e.g. `popen//python=python3`.
+    spec: String,
+    /// Python source to run (or use -f).
+    code: Option<String>,
+    /// Read the source from this file.
+    #[arg(short = 'f', long = "file", conflicts_with = "code")]
+    file: Option<PathBuf>,
+    /// A Python literal to send to the code before reading its output (repeatable).
+    #[arg(long = "send", value_name = "VALUE")]
+    send: Vec<String>,
+    /// Print values as JSON lines.
+    #[arg(long)]
+    json: bool,
+    /// Give up after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
+}
+
+#[derive(clap::Args)]
+struct InfoArgs {
+    /// Gateway specs.
+    #[arg(required = true)]
+    specs: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum VersionArg {
+    #[value(name = "1")]
+    V1,
+    #[value(name = "2")]
+    V2,
+}
+
+#[derive(clap::Args)]
+struct DecodeArgs {
+    /// Input file, or `-` for stdin (default).
+    input: Option<PathBuf>,
+    /// The input is a channel payload (no version byte).
+    #[arg(long)]
+    internal: bool,
+    /// Print JSON instead of a Python literal.
+    #[arg(long)]
+    json: bool,
+    /// Load Python 2 `str` as text (latin-1), as `loads(py2str_as_py3str=True)`.
+    #[arg(long)]
+    py2str_as_py3str: bool,
+    /// Load Python 3 `str` as bytes, as `loads(py3str_as_py2str=True)`.
+    #[arg(long)]
+    py3str_as_py2str: bool,
+    /// Print as Python 2.7 would (`u'..'`, `123L`).
+    #[arg(long)]
+    py2: bool,
+}
+
+#[derive(clap::Args)]
+struct EncodeArgs {
+    /// The literal, or `-` for stdin (default).
+    expr: Option<String>,
+    /// Write to this file instead of stdout.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Format version byte to write.
+    #[arg(long, value_enum, default_value = "2")]
+    version: VersionArg,
+    /// Python 2 kinds: plain strings are `str` (bytes), `u'..'` is unicode, `1L` is long.
+    #[arg(long)]
+    py2: bool,
+    /// Write a channel payload (no version byte).
+    #[arg(long)]
+    internal: bool,
+}
+
+/// A failure with its exit status.
+struct Fail(u8, String);
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Fail {
+        let code = match &e {
+            Error::Remote(_) => 1,
+            Error::Spec(_) | Error::Decode(_) | Error::Encode(_) => 2,
+            _ => 3,
+        };
+        Fail(code, e.to_string())
+    }
+}
+
+fn read_input(path: Option<&PathBuf>) -> Result<Vec<u8>, Fail> {
+    let mut data = Vec::new();
+    match path {
+        Some(p) if p.as_os_str() != "-" => {
+            data = std::fs::read(p)
+                .map_err(|e| Fail(2, format!("cannot read {}: {e}", p.display())))?;
+        }
+        _ => {
+            std::io::stdin()
+                .read_to_end(&mut data)
+                .map_err(|e| Fail(2, format!("cannot read stdin: {e}")))?;
+        }
+    }
+    Ok(data)
+}
+
+fn write_out(bytes: &[u8]) -> Result<(), Fail> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|_| out.flush())
+        .map_err(|e| Fail(4, format!("cannot write output: {e}")))
+}
+
+fn show(v: &Value, json: bool) -> String {
+    if json {
+        execnet::json::to_json(v).to_string()
+    } else {
+        literal::repr(v, ReprMode::Py3(StrConfig::GATEWAY))
+    }
+}
+
+fn cmd_exec(a: ExecArgs, verbose: bool) -> Result<(), Fail> {
+    let source = match (&a.code, &a.file) {
+        (Some(c), _) => c.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| Fail(2, format!("cannot read {}: {e}", f.display())))?,
+        (None, None) => {
+            return Err(Fail(
+                2,
+                "give the code as an argument or with -f FILE".into(),
+            ))
+        }
+    };
+    let sends = a
+        .send
+        .iter()
+        .map(|t| {
+            literal::parse(t, ParseMode::Py3)
+                .map_err(|e| Fail(2, format!("bad --send value {t:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = Options {
+        output: OutputMode::Forward,
+        ..Options::default()
+    };
+    let start = Instant::now();
+    let group = Group::with_options(options);
+    let gw = group.makegateway(&a.spec)?;
+    if verbose {
+        eprintln!(
+            "execnet: {} started in {:.3} s",
+            gw.id(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    let ch = gw.remote_exec(&source)?;
+    for v in &sends {
+        ch.send_value(v)?;
+    }
+    let deadline = a
+        .timeout
+        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let mut stdout = std::io::stdout().lock();
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match ch.receive_value_with_config(left) {
+            Ok((v, _)) => {
+                writeln!(stdout, "{}", show(&v, a.json))
+                    .map_err(|e| Fail(4, format!("cannot write output: {e}")))?;
+            }
+            Err(Error::Eof) => break,
+            Err(Error::Remote(r)) => {
+                let _ = stdout.flush();
+                eprint!("{}", r.traceback);
+                if !r.traceback.ends_with('\n') {
+                    eprintln!();
+                }
+                return Err(Fail(1, String::new()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let _ = stdout.flush();
+    group.terminate(Duration::from_secs(5));
+    if verbose {
+        eprintln!("execnet: done in {:.3} s", start.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+fn cmd_info(a: InfoArgs, verbose: bool) -> Result<(), Fail> {
+    let group = Group::new();
+    let rows: Vec<Result<(String, execnet::RInfo, f64), Fail>> = std::thread::scope(|s| {
+        let handles: Vec<_> = a
+            .specs
+            .iter()
+            .map(|spec| {
+                let group = &group;
+                s.spawn(move || {
+                    let t = Instant::now();
+                    let gw = group.makegateway(spec).map_err(Fail::from)?;
+                    let elapsed = t.elapsed().as_secs_f64();
+                    let info = gw.rinfo().map_err(Fail::from)?;
+                    Ok((spec.clone(), info, elapsed))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Fail(3, "a gateway thread panicked".into())))
+            })
+            .collect()
+    });
+    group.terminate(Duration::from_secs(5));
+    let mut failed: Option<Fail> = None;
+    let mut table = vec![[
+        "spec".to_string(),
+        "executable".into(),
+        "version".into(),
+        "platform".into(),
+        "pid".into(),
+        "cwd".into(),
+        "startup".into(),
+    ]];
+    for (spec, row) in a.specs.iter().zip(rows) {
+        match row {
+            Ok((spec, i, secs)) => {
+                let (ma, mi, pa, ..) = i.version_info;
+                table.push([
+                    spec,
+                    i.executable,
+                    format!("{ma}.{mi}.{pa}"),
+                    i.platform,
+                    i.pid.to_string(),
+                    i.cwd,
+                    format!("{:.3}s", secs),
+                ]);
+            }
+            Err(f) => {
+                eprintln!("execnet: {spec}: {}", f.1);
+                failed.get_or_insert(f);
+            }
+        }
+    }
+    if table.len() > 1 {
+        let widths: Vec<usize> = (0..7)
+            .map(|c| {
+                table
+                    .iter()
+                    .map(|r| r[c].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for row in &table {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        write_out(out.as_bytes())?;
+    }
+    if verbose {
+        eprintln!("execnet: {} gateways queried", table.len() - 1);
+    }
+    match failed {
+        Some(f) => Err(Fail(f.0, String::new())),
+        None => Ok(()),
+    }
+}
+
+fn cmd_decode(a: DecodeArgs) -> Result<(), Fail> {
+    let data = read_input(a.input.as_ref())?;
+    let config = StrConfig::new(a.py2str_as_py3str, a.py3str_as_py2str);
+    let mut nodes = Vec::new();
+    let v = if a.internal {
+        decode::decode_internal(&data, &mut nodes, &Limits::DEFAULT)
+    } else {
+        decode::decode_dumps(&data, &mut nodes, &Limits::DEFAULT).map(|(_, v)| v)
+    }
+    .map_err(|e| Fail(2, format!("malformed input: {e}")))?;
+    let value = Value::from_ref(&v, config);
+    let text = if a.json {
+        execnet::json::to_json(&value).to_string()
+    } else if a.py2 {
+        literal::repr(&value, ReprMode::Py2)
+    } else {
+        literal::repr(&value, ReprMode::Py3(config))
+    };
+    write_out(format!("{text}\n").as_bytes())
+}
+
+fn cmd_encode(a: EncodeArgs) -> Result<(), Fail> {
+    let text = match a.expr.as_deref() {
+        Some(e) if e != "-" => e.to_string(),
+        _ => {
+            let raw = read_input(None)?;
+            String::from_utf8(raw).map_err(|_| Fail(2, "input is not UTF-8 text".into()))?
+        }
+    };
+    let mode = if a.py2 {
+        ParseMode::Py2
+    } else {
+        ParseMode::Py3
+    };
+    let value =
+        literal::parse(&text, mode).map_err(|e| Fail(2, format!("malformed literal: {e}")))?;
+    let envelope = if a.internal {
+        Envelope::Internal
+    } else {
+        Envelope::Dumps(match a.version {
+            VersionArg::V1 => Version::V1,
+            VersionArg::V2 => Version::V2,
+        })
+    };
+    let bytes =
+        encode::to_vec(&value, envelope).map_err(|e| Fail(2, format!("cannot encode: {e}")))?;
+    match &a.output {
+        Some(path) => std::fs::write(path, &bytes)
+            .map_err(|e| Fail(4, format!("cannot write {}: {e}", path.display()))),
+        None => write_out(&bytes),
+    }
+}
+
+fn builtin_worker() -> execnet::worker::Worker {
+    let mut w = execnet::worker::Worker::new();
+    w.register("echo", |ch, kwargs| {
+        ch.send_value(&kwargs).map_err(|e| e.to_string())
+    });
+    w.register("mirror", |ch, _| loop {
+        match ch.receive_value() {
+            Ok(v) => ch.send_value(&v).map_err(|e| e.to_string())?,
+            Err(Error::Eof) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+    });
+    w.register("add", |ch, kwargs| {
+        let arg = |name: &str| -> Result<i128, String> {
+            let Value::Dict(entries) = &kwargs else {
+                return Err("TypeError: kwargs is not a dict".into());
+            };
+            entries
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(name))
+                .and_then(|(_, v)| match v {
+                    Value::Int(i) | Value::Long(i) => i.as_i128(),
+                    _ => None,
+                })
+                .ok_or_else(|| format!("TypeError: add() needs an int argument {name:?}"))
+        };
+        let sum = arg("a")?
+            .checked_add(arg("b")?)
+            .ok_or("OverflowError: sum out of range")?;
+        ch.send(&sum).map_err(|e| e.to_string())
+    });
+    w.register("fail", |_, kwargs| {
+        let message = match &kwargs {
+            Value::Dict(e) => e
+                .iter()
+                .find(|(k, _)| k.as_str() == Some("message"))
+                .and_then(|(_, v)| v.as_str().map(String::from)),
+            _ => None,
+        };
+        Err(format!(
+            "RuntimeError: {}",
+            message.unwrap_or_else(|| "failed on request".into())
+        ))
+    });
+    w.register("info", |ch, _| {
+        ch.send_value(&Value::Dict(vec![
+            (Value::from("pid"), Value::from(std::process::id())),
+            (Value::from("implementation"), Value::from("execnet-rs")),
+            (
+                Value::from("version"),
+                Value::from(env!("CARGO_PKG_VERSION")),
+            ),
+        ]))
+        .map_err(|e| e.to_string())
+    });
+    w
+}
+
+fn cmd_serve(a: ServeArgs) -> Result<(), Fail> {
+    let secret = match &a.secret_file {
+        Some(path) => Some(
+            execnet::auth::read_secret(path)
+                .map_err(|e| Fail(2, format!("cannot read secret: {e}")))?,
+        ),
+        None => None,
+    };
+    let backend = if a.rust_worker {
+        execnet::serve::Backend::Rust(builtin_worker())
+    } else {
+        execnet::serve::Backend::Python(a.python.clone())
+    };
+    let opts = execnet::serve::ServeOptions {
+        bind: a.bind.clone(),
+        secret,
+        backend,
+        max_connections: a.max_connections,
+    };
+    execnet::serve::serve(
+        opts,
+        |addr| {
+            println!("listening on {addr}");
+            let _ = std::io::stdout().flush();
+        },
+        |line| eprintln!("execnet serve: {line}"),
+    )
+    .map_err(|e| Fail(3, e.to_string()))
+}
+
+fn cmd_worker(a: WorkerArgs, bootstrap: bool) -> Result<(), Fail> {
+    let worker = builtin_worker();
+    let served = match &a.listen {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .map_err(|e| Fail(3, format!("cannot listen on {addr}: {e}")))?;
+            let (stream, _) = listener
+                .accept()
+                .map_err(|e| Fail(3, format!("accept failed: {e}")))?;
+            let input = stream.try_clone().map_err(|e| Fail(3, e.to_string()))?;
+            worker.serve_bootstrapped(input, stream)
+        }
+        None if bootstrap => worker.serve_bootstrapped(std::io::stdin(), std::io::stdout()),
+        None => worker.serve(std::io::stdin(), std::io::stdout()),
+    };
+    served.map_err(Fail::from)
+}
+
+/// A Python master starts its worker as `PYTHON -u [-B] -c BOOTSTRAP`: when this binary
+/// is given as the interpreter, it acts as a Rust worker.
+fn started_as_interpreter(args: &[String]) -> bool {
+    args.iter().any(|a| a == "-c") && args.iter().any(|a| a == execnet::transport::BOOTSTRAP_LINE)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if started_as_interpreter(&args) {
+        return match cmd_worker(WorkerArgs { listen: None }, true) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Fail(code, msg)) => {
+                eprintln!("execnet worker: {msg}");
+                ExitCode::from(code)
+            }
+        };
+    }
+    let cli = Cli::parse();
+    let verbose = cli.verbose || std::io::stderr().is_terminal();
+    let result = match cli.command {
+        Cmd::Exec(a) => cmd_exec(a, verbose),
+        Cmd::Info(a) => cmd_info(a, verbose),
+        Cmd::Decode(a) => cmd_decode(a),
+        Cmd::Encode(a) => cmd_encode(a),
+        Cmd::Worker(a) => cmd_worker(a, false),
+        Cmd::Serve(a) => cmd_serve(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(code, msg)) => {
+            if !msg.is_empty() {
+                eprintln!("execnet: {}", msg.lines().collect::<Vec<_>>().join(" | "));
+            }
+            ExitCode::from(code)
+        }
+    }
 }
