@@ -2,7 +2,7 @@
 //! authentication it requires by default.
 //!
 //! Workers are our Python agent in an interpreter of the caller's choice, or the Rust
-//! [`Worker`](crate::worker::Worker). A Python worker gets the connection as a socket
+//! [`Worker`]. A Python worker gets the connection as a socket
 //! named `clientsock`, as the reference's `socketserver.py` provides it, so that a Python
 //! master's own bootstrap runs too (with `--insecure-no-auth`, since the reference
 //! cannot answer a challenge).

@@ -100,12 +100,13 @@ struct ExecArgs {
     /// Gateway spec, e.g. `popen//python=python3`.
     spec: String,
     /// Python source to run (or use -f).
+    #[arg(allow_hyphen_values = true)]
     code: Option<String>,
     /// Read the source from this file.
     #[arg(short = 'f', long = "file", conflicts_with = "code")]
     file: Option<PathBuf>,
     /// A Python literal to send to the code before reading its output (repeatable).
-    #[arg(long = "send", value_name = "VALUE")]
+    #[arg(long = "send", value_name = "VALUE", allow_hyphen_values = true)]
     send: Vec<String>,
     /// Print values as JSON lines.
     #[arg(long)]
@@ -154,6 +155,7 @@ struct DecodeArgs {
 #[derive(clap::Args)]
 struct EncodeArgs {
     /// The literal, or `-` for stdin (default).
+    #[arg(allow_hyphen_values = true)]
     expr: Option<String>,
     /// Write to this file instead of stdout.
     #[arg(short, long)]
@@ -252,6 +254,8 @@ fn cmd_exec(a: ExecArgs, verbose: bool) -> Result<(), Fail> {
     for v in &sends {
         ch.send_value(v)?;
     }
+    // Nothing more will be sent: code that iterates over its channel ends.
+    ch.send_last_message()?;
     let deadline = a
         .timeout
         .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
