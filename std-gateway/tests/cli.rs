@@ -48,7 +48,9 @@ fn same_value(a: &Value, b: &Value) -> bool {
         }
         (Dict(x), Dict(y)) => {
             x.len() == y.len()
-                && x.iter().zip(y).all(|((k1, v1), (k2, v2))| same_value(k1, k2) && same_value(v1, v2))
+                && x.iter()
+                    .zip(y)
+                    .all(|((k1, v1), (k2, v2))| same_value(k1, k2) && same_value(v1, v2))
         }
         _ => a == b,
     }
@@ -59,13 +61,20 @@ fn reference_values(count: usize) -> Option<Vec<(Vec<u8>, String)>> {
     let py = interp::require("cpython3.11")?;
     let file = std::env::temp_dir().join(format!("execnet-cli-values-{}.bin", std::process::id()));
     let out = interp::python_command(&py, true)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/py/gen_values.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/py/gen_values.py"
+        ))
         .arg("7")
         .arg(count.to_string())
         .arg(&file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let data = std::fs::read(&file).unwrap();
     let _ = std::fs::remove_file(&file);
     let mut records = Vec::new();
@@ -85,7 +94,10 @@ fn reference_values(count: usize) -> Option<Vec<(Vec<u8>, String)>> {
 }
 
 /// Runs `f` over the records on a few threads; returns the failures.
-fn check_all(records: &[(Vec<u8>, String)], f: impl Fn(&[u8], &str) -> Option<String> + Sync) -> Vec<String> {
+fn check_all(
+    records: &[(Vec<u8>, String)],
+    f: impl Fn(&[u8], &str) -> Option<String> + Sync,
+) -> Vec<String> {
     let failures = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for chunk in records.chunks(records.len().div_ceil(4).max(1)) {
@@ -113,9 +125,14 @@ fn decode_and_encode_agree_with_the_reference() {
         let mut cmd = execnet();
         cmd.arg("decode");
         let out = run_with_input(cmd, dumps);
-        let ours = String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string();
+        let ours = String::from_utf8_lossy(&out.stdout)
+            .trim_end_matches('\n')
+            .to_string();
         if !out.status.success() {
-            return Some(format!("decode failed for {text}: {}", String::from_utf8_lossy(&out.stderr)));
+            return Some(format!(
+                "decode failed for {text}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         if ours == text {
             return None;
@@ -126,16 +143,29 @@ fn decode_and_encode_agree_with_the_reference() {
             _ => Some(format!("decode differs:\n ours: {ours}\n ref:  {text}")),
         }
     });
-    assert!(decode_failures.is_empty(), "{} failures, first: {}", decode_failures.len(), decode_failures[0]);
+    assert!(
+        decode_failures.is_empty(),
+        "{} failures, first: {}",
+        decode_failures.len(),
+        decode_failures[0]
+    );
     let encode_failures = check_all(&records, |dumps, text| {
         let out = execnet().arg("encode").arg(text).output().unwrap();
         if out.stdout == dumps {
             None
         } else {
-            Some(format!("encode differs for {text}: {}", String::from_utf8_lossy(&out.stderr)))
+            Some(format!(
+                "encode differs for {text}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
         }
     });
-    assert!(encode_failures.is_empty(), "{} failures, first: {}", encode_failures.len(), encode_failures[0]);
+    assert!(
+        encode_failures.is_empty(),
+        "{} failures, first: {}",
+        encode_failures.len(),
+        encode_failures[0]
+    );
 }
 
 #[test]
@@ -157,14 +187,28 @@ fn decode_agrees_on_every_vector() {
             .unwrap();
         assert!(reference.status.success());
         let ours = execnet().arg("decode").arg(&path).output().unwrap();
-        assert!(ours.status.success(), "{}", String::from_utf8_lossy(&ours.stderr));
+        assert!(
+            ours.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
         let ours = String::from_utf8(ours.stdout).unwrap();
-        assert_eq!(ours.trim_end(), String::from_utf8(reference.stdout).unwrap(), "{}", path.display());
+        assert_eq!(
+            ours.trim_end(),
+            String::from_utf8(reference.stdout).unwrap(),
+            "{}",
+            path.display()
+        );
         // And back: encode of that text gives the vector's bytes.
         let mut cmd = execnet();
         cmd.arg("encode").arg("-");
         let enc = run_with_input(cmd, ours.as_bytes());
-        assert_eq!(enc.stdout, std::fs::read(&path).unwrap(), "{}", path.display());
+        assert_eq!(
+            enc.stdout,
+            std::fs::read(&path).unwrap(),
+            "{}",
+            path.display()
+        );
     }
 }
 
@@ -190,11 +234,17 @@ fn bad_input_gives_one_line_and_a_documented_status() {
     // encode: malformed literal; exit 2.
     let out = execnet().args(["encode", "[1, 2"]).output().unwrap();
     assert_one_line_error(&out, 2, "malformed literal");
-    let out = execnet().args(["encode", "__import__('os')"]).output().unwrap();
+    let out = execnet()
+        .args(["encode", "__import__('os')"])
+        .output()
+        .unwrap();
     assert_one_line_error(&out, 2, "not a literal");
     // exec: bad spec (2), missing interpreter (3), remote exception (1, traceback on
     // stderr).
-    let out = execnet().args(["exec", "popen//bogus=1", "pass"]).output().unwrap();
+    let out = execnet()
+        .args(["exec", "popen//bogus=1", "pass"])
+        .output()
+        .unwrap();
     assert_one_line_error(&out, 2, "unknown spec key");
     let out = execnet()
         .args(["exec", "popen//python=/no/such/python", "pass"])
@@ -202,48 +252,91 @@ fn bad_input_gives_one_line_and_a_documented_status() {
         .unwrap();
     assert_one_line_error(&out, 3, "cannot start");
     // info: missing interpreter.
-    let out = execnet().args(["info", "popen//python=/no/such/python"]).output().unwrap();
+    let out = execnet()
+        .args(["info", "popen//python=/no/such/python"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot start"));
     let Some(py) = interp::require("cpython3.11") else {
         return;
     };
     let spec = format!("popen//python={}", py.path.display());
-    let out = execnet().args(["exec", &spec, "raise KeyError('nope')"]).output().unwrap();
+    let out = execnet()
+        .args(["exec", &spec, "raise KeyError('nope')"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Traceback") && err.contains("KeyError: 'nope'"), "{err}");
+    assert!(
+        err.contains("Traceback") && err.contains("KeyError: 'nope'"),
+        "{err}"
+    );
 }
 
 #[test]
 fn exec_prints_values_and_info_prints_a_table() {
-    let (Some(py3), Some(py2)) = (interp::require("cpython3.11"), interp::require("cpython2.7")) else {
+    let (Some(py3), Some(py2)) = (
+        interp::require("cpython3.11"),
+        interp::require("cpython2.7"),
+    ) else {
         return;
     };
     let spec = format!("popen//python={}", py3.path.display());
     let out = execnet()
-        .args(["exec", &spec, "for x in channel:\n    channel.send((x, [x * 2], {'k': None}))", "--send", "1", "--send", "'a'"])
+        .args([
+            "exec",
+            &spec,
+            "for x in channel:\n    channel.send((x, [x * 2], {'k': None}))",
+            "--send",
+            "1",
+            "--send",
+            "'a'",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The channel stays open for receiving until the code ends; --send values come first.
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "(1, [2], {'k': None})\n('a', ['aa'], {'k': None})\n"
     );
     let out = execnet()
-        .args(["exec", "--json", &spec, "channel.send({'a': [1, 2.5, None]})"])
+        .args([
+            "exec",
+            "--json",
+            &spec,
+            "channel.send({'a': [1, 2.5, None]})",
+        ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"a\":[1,2.5,null]}\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "{\"a\":[1,2.5,null]}\n"
+    );
     let out = execnet()
-        .args(["info", &spec, &format!("popen//python={}", py2.path.display())])
+        .args([
+            "info",
+            &spec,
+            &format!("popen//python={}", py2.path.display()),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 3, "{table}");
     assert!(lines[0].starts_with("spec") && lines[0].contains("startup"));
-    assert!(lines[1].contains("3.11.") && lines[2].contains("2.7."), "{table}");
+    assert!(
+        lines[1].contains("3.11.") && lines[2].contains("2.7."),
+        "{table}"
+    );
 }
