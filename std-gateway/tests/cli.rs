@@ -79,7 +79,7 @@ fn reference_values(count: usize) -> Option<Vec<(Vec<u8>, String)>> {
     let _ = std::fs::remove_file(&file);
     let mut records = Vec::new();
     let mut rest = &data[..];
-    let mut take = |rest: &mut &[u8]| {
+    let take = |rest: &mut &[u8]| {
         let n = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
         let v = rest[4..4 + n].to_vec();
         *rest = &rest[4 + n..];
