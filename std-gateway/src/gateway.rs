@@ -636,13 +636,13 @@ impl Gateway {
         let mut opened = None;
         shared.write_frame(|engine| {
             let (id, header) = engine.exec(body.len()).map_err(proto_local)?;
-            opened = Some(id);
+            // Registered before the request goes out, so that no reply can come first.
+            opened = Some((id, shared.channel_state(id)));
             let mut out = header.to_bytes().to_vec();
             out.extend_from_slice(&body);
             Ok(out)
         })?;
-        let id = opened.ok_or(Error::Closed)?;
-        let st = shared.channel_state(id);
+        let (id, st) = opened.ok_or(Error::Closed)?;
         Ok(Channel::new(shared.clone(), id, st))
     }
 
@@ -721,11 +721,10 @@ impl Gateway {
         let mut opened = None;
         shared.write_frame(|engine| {
             let (id, header) = engine.status_request().map_err(proto_local)?;
-            opened = Some(id);
+            opened = Some((id, shared.channel_state(id)));
             Ok(header.to_bytes().to_vec())
         })?;
-        let id = opened.ok_or(Error::Closed)?;
-        let st = shared.channel_state(id);
+        let (id, st) = opened.ok_or(Error::Closed)?;
         let ch = Channel::new(shared.clone(), id, st);
         ch.receive::<RemoteStatus>()
     }
