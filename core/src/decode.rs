@@ -19,7 +19,9 @@
 //! Rules beyond what the reference checks (see PROTOCOL.md, "Ours:"): every length and
 //! count is checked against the input and the [`Limits`] before anything is reserved;
 //! list items must arrive as `INT 0 .. INT n-1`, in order, each once (every known writer
-//! sends them that way, and it keeps each list one sibling chain); a list must be complete
+//! sends them that way, it keeps each list one sibling chain, and it makes every accepted
+//! input re-encode to the same bytes; Python would also take negative or `LONG` indexes
+//! and leave unset slots `None`); a list must be complete
 //! before it is used; dict keys and set members must be hashable; `LONGINT` text must be
 //! an optional `+`/`-` and ASCII digits (stricter than Python's `int()`, which also takes
 //! spaces and underscores). The decoder never recurses and never panics.
@@ -594,22 +596,25 @@ impl<'a> Parser<'a, '_> {
         };
         self.check_complete(&value)?;
         let (first, last, child_height) = if kind == ContainerKind::List {
+            // Only `INT i` with i the next slot: what every writer sends, and what
+            // re-encodes to the same bytes.
             let index = match key.kind {
-                NodeKind::Int(i, _) => i64::from(i),
-                NodeKind::BigInt(t, _) => crate::value::parse_i128(t)
-                    .and_then(|v| i64::try_from(v).ok())
-                    .unwrap_or(i64::MAX),
+                NodeKind::Int(i, IntKind::Int) => i64::from(i),
+                NodeKind::Int(..) | NodeKind::BigInt(..) => {
+                    return Err(self.err(K::ListIndexOutOfOrder {
+                        expected: len as usize,
+                        found: match key.kind {
+                            NodeKind::Int(i, _) => i64::from(i),
+                            _ => i64::MAX,
+                        },
+                    }))
+                }
                 _ => return Err(self.err(K::ListIndexNotInt)),
             };
-            let slot = if index < 0 {
-                index.saturating_add(i64::from(cap))
-            } else {
-                index
-            };
-            if slot != i64::from(len) || len >= cap {
+            if index != i64::from(len) || len >= cap {
                 return Err(self.err(K::ListIndexOutOfOrder {
                     expected: len as usize,
-                    found: slot,
+                    found: index,
                 }));
             }
             let (first, last) = arena.commit(1).ok_or_else(|| self.internal())?;
@@ -865,4 +870,37 @@ pub fn take_dumps<'a, 's, S: NodeStorage<'a> + ?Sized>(
     let version = version_of(input)?;
     let (v, end) = decode_at(input, 1, storage, limits)?;
     Ok((version, v, input.get(end..).unwrap_or(&[])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::DecodeErrorKind;
+
+    /// Found by the `decode` fuzz target: a list item set with index -1 (which Python
+    /// counts from the end) decoded, but re-encoded as index 0.
+    #[test]
+    fn list_index_must_be_the_next_int() {
+        let mut nodes = [Node::EMPTY; 8];
+        for bad in [
+            &b"K\x00\x00\x00\x01F\xff\xff\xff\xffLPQ"[..],
+            b"K\x00\x00\x00\x01G\x00\x00\x00\x00LPQ",
+            b"K\x00\x00\x00\x01H\x00\x00\x00\x010LPQ",
+        ] {
+            let e = decode_internal(bad, &mut nodes[..], &Limits::DEFAULT).unwrap_err();
+            assert!(
+                matches!(
+                    e.kind,
+                    DecodeErrorKind::ListIndexOutOfOrder { expected: 0, .. }
+                ),
+                "{e}"
+            );
+        }
+        assert!(decode_internal(
+            b"K\x00\x00\x00\x01F\x00\x00\x00\x00LPQ",
+            &mut nodes[..],
+            &Limits::DEFAULT
+        )
+        .is_ok());
+    }
 }

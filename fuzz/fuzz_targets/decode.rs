@@ -21,7 +21,11 @@ fn count(v: &ValueRef<'_, '_>) -> usize {
 fn check(v: &ValueRef<'_, '_>, original: &[u8], envelope: Envelope) {
     // Memory stays proportional to the input: every node comes from its own input byte.
     let nodes = count(v);
-    assert!(nodes <= original.len(), "{nodes} nodes from {} bytes", original.len());
+    assert!(
+        nodes <= original.len(),
+        "{nodes} nodes from {} bytes",
+        original.len()
+    );
     let bytes = encode::to_vec(v, envelope).expect("a decoded value re-encodes");
     assert_eq!(bytes, original, "borrowed re-encode differs");
     let owned = Value::from_ref(v, StrConfig::LOADS);

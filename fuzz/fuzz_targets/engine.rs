@@ -88,7 +88,8 @@ fuzz_target!(|input: Input| {
             Op::Exec => engine.exec(10).map(|(id, _)| assert!(role.owns(id))),
             Op::Terminate => {
                 engine.terminate();
-                Ok(())
+                terminated = true;
+                continue;
             }
         };
         if terminated {

@@ -163,6 +163,7 @@ impl Parser<'_> {
         self.pos += 1;
         self.ws();
         match self.number()? {
+            Num::Imag(im) if im.is_nan() => Ok(Value::Complex(re, f64::NAN)),
             Num::Imag(im) => Ok(Value::Complex(re, op * im)),
             _ => Err(self.err("the right side of + or - must be imaginary (like 2j)")),
         }
@@ -309,9 +310,10 @@ impl Parser<'_> {
             let w = self.word().to_string();
             let sign = if neg { -1.0 } else { 1.0 };
             return match w.as_str() {
-                "nan" => Ok(Num::Float(f64::NAN.copysign(sign))),
+                // Python prints every NaN as `nan`, whatever its sign: `-nan` is `nan`.
+                "nan" => Ok(Num::Float(f64::NAN)),
                 "inf" => Ok(Num::Float(sign * f64::INFINITY)),
-                "nanj" => Ok(Num::Imag(f64::NAN.copysign(sign))),
+                "nanj" => Ok(Num::Imag(f64::NAN)),
                 "infj" => Ok(Num::Imag(sign * f64::INFINITY)),
                 _ => {
                     self.pos = start;
@@ -704,6 +706,20 @@ mod tests {
         assert_eq!(p3("-inf"), Value::Float(f64::NEG_INFINITY));
         assert_eq!(p3("infj"), Value::Complex(0.0, f64::INFINITY));
         assert_eq!(p3("(1-infj)"), Value::Complex(1.0, f64::NEG_INFINITY));
+    }
+
+    #[test]
+    fn nan_sign_is_not_kept_as_python_prints_none() {
+        // Found by the `literal` fuzz target: `-nanj` printed as `nanj`, then read back
+        // with the other sign.
+        for t in ["-nan", "nan", "-nanj", "(1-nanj)", "(-nan+nanj)"] {
+            let v = p3(t);
+            let again = p3(&repr(&v, ReprMode::Py3(StrConfig::LOADS)));
+            let enc = |v: &Value| {
+                execnet_core::encode::to_vec(v, execnet_core::Envelope::Internal).unwrap()
+            };
+            assert_eq!(enc(&v), enc(&again), "{t}");
+        }
     }
 
     #[test]

@@ -165,10 +165,9 @@ pub(crate) fn float_repr(f: f64, dot0: bool) -> String {
 fn complex_repr(out: &mut String, re: f64, im: f64) {
     let signed = |f: f64| {
         let body = float_repr(f, false);
+        // CPython shows no sign on NaN: `(1+nanj)` whatever the sign bit.
         if body.starts_with('-') {
             body
-        } else if f.is_nan() && f.is_sign_negative() {
-            format!("-{body}")
         } else {
             format!("+{body}")
         }
