@@ -539,6 +539,9 @@ impl<T: ChannelTable> Engine<T> {
     /// Opens a channel and gives the CHANNEL_EXEC header for a payload of `len` bytes
     /// (master only).
     pub fn exec(&mut self, len: usize) -> Result<(i32, Header), EngineError> {
+        if self.terminated {
+            return Err(EngineError::Terminated);
+        }
         if self.role != Role::Master {
             return Err(EngineError::WrongDirection(MsgCode::ChannelExec));
         }
@@ -577,6 +580,9 @@ impl<T: ChannelTable> Engine<T> {
 
     /// Asks the worker for its status: opens the channel the answer comes on.
     pub fn status_request(&mut self) -> Result<(i32, Header), EngineError> {
+        if self.terminated {
+            return Err(EngineError::Terminated);
+        }
         if self.role != Role::Master {
             return Err(EngineError::WrongDirection(MsgCode::Status));
         }
@@ -874,5 +880,23 @@ impl<B: ByteBuf> crate::sink::Sink for BufSink<'_, B> {
     }
     fn finalize(self) -> Result<(), crate::EncodeError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `engine` fuzz target: a terminated worker answered a status request
+    /// with WrongDirection instead of Terminated.
+    #[test]
+    fn everything_after_terminate_is_terminated() {
+        for role in [Role::Master, Role::Worker] {
+            let mut e = Engine::new(role, FixedTable::<2>::new());
+            e.terminate();
+            assert_eq!(e.status_request().unwrap_err(), EngineError::Terminated);
+            assert_eq!(e.exec(1).unwrap_err(), EngineError::Terminated);
+            assert_eq!(e.open_channel().unwrap_err(), EngineError::Terminated);
+        }
     }
 }
