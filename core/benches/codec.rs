@@ -1,1 +1,228 @@
-fn main() {}
+//! Codec benchmarks over the shared vectors: decode into a borrowed tree, decode into
+//! owned values, encode; postcard on comparable Rust data as an anchor.
+//!
+//! `cargo bench -p execnet-core --bench codec` runs criterion. With
+//! `EXECNET_BENCH_JSON=FILE` it instead times each case with a plain loop and writes
+//! `{vector: {case: nanoseconds per run}}` for `core/benches/compare.py`, which sets it
+//! beside the reference execnet and pickle.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion};
+use execnet_core::{decode, encode, Envelope, Limits, Node, Value, ValueRef, Version};
+
+const VECTORS: [&str; 7] = [
+    "small_msg",
+    "ints_10k",
+    "floats_10k",
+    "strs_10k",
+    "bytes_1m",
+    "nested",
+    "bigints",
+];
+
+fn load(name: &str) -> Vec<u8> {
+    let path = format!("{}/../tests/vectors/{name}.bin", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The vector as plain Rust data, for postcard.
+enum Native {
+    Ints(Vec<i64>),
+    Floats(Vec<f64>),
+    Strs(Vec<String>),
+    Bytes(Vec<u8>),
+    Other,
+}
+
+fn native(value: &Value) -> Native {
+    match value {
+        Value::List(items)
+            if items
+                .iter()
+                .all(|v| matches!(v, Value::Int(execnet_core::Int::Small(_)))) =>
+        {
+            Native::Ints(items.iter().filter_map(Value::as_i64).collect())
+        }
+        Value::List(items) if items.iter().all(|v| matches!(v, Value::Float(_))) => Native::Floats(
+            items
+                .iter()
+                .map(|v| if let Value::Float(f) = v { *f } else { 0.0 })
+                .collect(),
+        ),
+        Value::List(items) if items.iter().all(|v| matches!(v, Value::Str(_))) => Native::Strs(
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+        ),
+        Value::Bytes(b) => Native::Bytes(b.clone()),
+        _ => Native::Other,
+    }
+}
+
+fn postcard_round(n: &Native) -> usize {
+    match n {
+        Native::Ints(v) => {
+            let b = postcard::to_allocvec(v).unwrap();
+            postcard::from_bytes::<Vec<i64>>(&b).unwrap().len()
+        }
+        Native::Floats(v) => {
+            let b = postcard::to_allocvec(v).unwrap();
+            postcard::from_bytes::<Vec<f64>>(&b).unwrap().len()
+        }
+        Native::Strs(v) => {
+            let b = postcard::to_allocvec(v).unwrap();
+            postcard::from_bytes::<Vec<&str>>(&b).unwrap().len()
+        }
+        Native::Bytes(v) => {
+            let b = postcard::to_allocvec(v).unwrap();
+            postcard::from_bytes::<&[u8]>(&b).unwrap().len()
+        }
+        Native::Other => 0,
+    }
+}
+
+/// One run of each case on `data`.
+struct Cases {
+    /// Leaked, so that the reused node storage can borrow it for the whole run.
+    data: &'static [u8],
+    owned: Value,
+    native: Native,
+    nodes: Vec<Node<'static>>,
+    out: Vec<u8>,
+}
+
+impl Cases {
+    fn new(name: &str) -> Cases {
+        let data: &'static [u8] = Box::leak(load(name).into_boxed_slice());
+        let (_, owned) = Value::decode_dumps(data, &Limits::DEFAULT).unwrap();
+        let native = native(&owned);
+        Cases {
+            data,
+            owned,
+            native,
+            nodes: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    fn decode_borrowed(&mut self) -> usize {
+        let (_, v) = decode::decode_dumps(self.data, &mut self.nodes, &Limits::DEFAULT).unwrap();
+        match v {
+            ValueRef::List(s) => s.len(),
+            ValueRef::Dict(m) => m.len(),
+            _ => 1,
+        }
+    }
+
+    fn decode_owned(&self) -> Value {
+        Value::decode_dumps(self.data, &Limits::DEFAULT).unwrap().1
+    }
+
+    fn encode(&mut self) -> usize {
+        self.out.clear();
+        encode::encode(&self.owned, Envelope::Dumps(Version::V2), &mut self.out).unwrap();
+        self.out.len()
+    }
+}
+
+/// Median nanoseconds per run of `f`, runs batched to about `budget` in all.
+fn time(mut f: impl FnMut(), budget: Duration) -> f64 {
+    let t = Instant::now();
+    f();
+    let once = t.elapsed().max(Duration::from_nanos(50));
+    let batch = ((Duration::from_millis(10).as_nanos() / once.as_nanos()).max(1)) as u32;
+    let rounds =
+        ((budget.as_nanos() / (once.as_nanos() * u128::from(batch))).clamp(5, 200)) as usize;
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..batch {
+            f();
+        }
+        samples.push(t.elapsed().as_nanos() as f64 / f64::from(batch));
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn json_report(path: &str) {
+    let budget = Duration::from_millis(300);
+    let mut out = String::from("{");
+    for (i, name) in VECTORS.iter().enumerate() {
+        let mut c = Cases::new(name);
+        let borrowed = time(
+            || {
+                black_box(c.decode_borrowed());
+            },
+            budget,
+        );
+        let owned = time(
+            || {
+                black_box(c.decode_owned());
+            },
+            budget,
+        );
+        let enc = time(
+            || {
+                black_box(c.encode());
+            },
+            budget,
+        );
+        let pc = if matches!(c.native, Native::Other) {
+            -1.0
+        } else {
+            time(
+                || {
+                    black_box(postcard_round(&c.native));
+                },
+                budget,
+            )
+        };
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&format!(
+            "\"{name}\": {{\"bytes\": {}, \"decode_borrowed_ns\": {borrowed:.1}, \"decode_owned_ns\": {owned:.1}, \"encode_ns\": {enc:.1}, \"postcard_round_trip_ns\": {pc:.1}}}",
+            c.data.len()
+        ));
+    }
+    out.push('}');
+    std::fs::write(path, out).unwrap();
+}
+
+fn benches(c: &mut Criterion) {
+    for name in VECTORS {
+        let mut cases = Cases::new(name);
+        let mut g = c.benchmark_group(name);
+        g.sample_size(20)
+            .measurement_time(Duration::from_secs(1))
+            .warm_up_time(Duration::from_millis(300));
+        g.bench_function("decode_borrowed", |b| {
+            b.iter(|| black_box(cases.decode_borrowed()))
+        });
+        g.bench_function("decode_owned", |b| {
+            b.iter(|| black_box(cases.decode_owned()))
+        });
+        g.bench_function("encode", |b| b.iter(|| black_box(cases.encode())));
+        if !matches!(cases.native, Native::Other) {
+            g.bench_function("postcard_round_trip", |b| {
+                b.iter(|| black_box(postcard_round(&cases.native)))
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(codec, benches);
+
+fn main() {
+    if let Ok(path) = std::env::var("EXECNET_BENCH_JSON") {
+        json_report(&path);
+        return;
+    }
+    codec();
+    Criterion::default().configure_from_args().final_summary();
+}

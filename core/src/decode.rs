@@ -68,11 +68,21 @@ impl Version {
 pub trait NodeStorage<'a> {
     /// Runs the decode with this storage as its arena and returns the tree's nodes.
     #[doc(hidden)]
-    fn with_arena<R>(
+    fn with_arena<U: ArenaUser<'a>>(
         &mut self,
         input_len: usize,
-        run: impl FnOnce(&mut dyn Arena<'a>) -> Result<R, DecodeError>,
-    ) -> Result<(R, &[Node<'a>]), DecodeError>;
+        user: U,
+    ) -> Result<(U::Out, &[Node<'a>]), DecodeError>;
+}
+
+/// Work to run over an arena (the decoder), generic so that each storage kind gets its
+/// own monomorphized parser.
+#[doc(hidden)]
+pub trait ArenaUser<'a> {
+    /// The result.
+    type Out;
+    /// Runs over `arena`.
+    fn run<A: Arena<'a>>(self, arena: &mut A) -> Result<Self::Out, DecodeError>;
 }
 
 /// The decoder's working memory: the finished tree and the stack of pending values.
@@ -172,39 +182,39 @@ impl<'a> Arena<'a> for SliceArena<'_, 'a> {
 }
 
 impl<'a> NodeStorage<'a> for [Node<'a>] {
-    fn with_arena<R>(
+    fn with_arena<U: ArenaUser<'a>>(
         &mut self,
         _input_len: usize,
-        run: impl FnOnce(&mut dyn Arena<'a>) -> Result<R, DecodeError>,
-    ) -> Result<(R, &[Node<'a>]), DecodeError> {
+        user: U,
+    ) -> Result<(U::Out, &[Node<'a>]), DecodeError> {
         let mut arena = SliceArena {
             slots: self,
             tree: 0,
             stack: 0,
         };
-        let r = run(&mut arena)?;
+        let r = user.run(&mut arena)?;
         let used = arena.tree;
         Ok((r, self.get(..used).unwrap_or(&[])))
     }
 }
 
 impl<'a, const N: usize> NodeStorage<'a> for [Node<'a>; N] {
-    fn with_arena<R>(
+    fn with_arena<U: ArenaUser<'a>>(
         &mut self,
         input_len: usize,
-        run: impl FnOnce(&mut dyn Arena<'a>) -> Result<R, DecodeError>,
-    ) -> Result<(R, &[Node<'a>]), DecodeError> {
-        self.as_mut_slice().with_arena(input_len, run)
+        user: U,
+    ) -> Result<(U::Out, &[Node<'a>]), DecodeError> {
+        self.as_mut_slice().with_arena(input_len, user)
     }
 }
 
 #[cfg(feature = "heapless")]
 impl<'a, const N: usize> NodeStorage<'a> for heapless::Vec<Node<'a>, N> {
-    fn with_arena<R>(
+    fn with_arena<U: ArenaUser<'a>>(
         &mut self,
         _input_len: usize,
-        run: impl FnOnce(&mut dyn Arena<'a>) -> Result<R, DecodeError>,
-    ) -> Result<(R, &[Node<'a>]), DecodeError> {
+        user: U,
+    ) -> Result<(U::Out, &[Node<'a>]), DecodeError> {
         self.clear();
         // Filling to capacity cannot fail: the vector is empty and N slots are free.
         let _ = self.resize(N, Node::EMPTY);
@@ -213,7 +223,7 @@ impl<'a, const N: usize> NodeStorage<'a> for heapless::Vec<Node<'a>, N> {
             tree: 0,
             stack: 0,
         };
-        let result = run(&mut arena);
+        let result = user.run(&mut arena);
         let used = arena.tree;
         self.truncate(used);
         let r = result?;
@@ -253,7 +263,12 @@ impl<'a> Arena<'a> for VecArena<'_, 'a> {
             return None;
         }
         let start = self.tree.len();
-        self.tree.extend(self.stack.drain(len - n..));
+        if n == 1 {
+            let node = self.stack.pop()?;
+            self.tree.push(node);
+        } else {
+            self.tree.extend(self.stack.drain(len - n..));
+        }
         let end = self.tree.len();
         for at in start..end {
             let node = self.tree.get_mut(at)?;
@@ -277,11 +292,11 @@ impl<'a> Arena<'a> for VecArena<'_, 'a> {
 
 #[cfg(feature = "alloc")]
 impl<'a> NodeStorage<'a> for alloc::vec::Vec<Node<'a>> {
-    fn with_arena<R>(
+    fn with_arena<U: ArenaUser<'a>>(
         &mut self,
         input_len: usize,
-        run: impl FnOnce(&mut dyn Arena<'a>) -> Result<R, DecodeError>,
-    ) -> Result<(R, &[Node<'a>]), DecodeError> {
+        user: U,
+    ) -> Result<(U::Out, &[Node<'a>]), DecodeError> {
         self.clear();
         // A value costs at least one input byte, and most payloads spend 5 to 20 bytes on
         // each: reserving input/8 avoids most regrowth without over-committing.
@@ -290,7 +305,7 @@ impl<'a> NodeStorage<'a> for alloc::vec::Vec<Node<'a>> {
             tree: self,
             stack: alloc::vec::Vec::with_capacity(16),
         };
-        let r = run(&mut arena)?;
+        let r = user.run(&mut arena)?;
         Ok((r, self.as_slice()))
     }
 }
@@ -470,7 +485,7 @@ impl<'a> Parser<'a, '_> {
         core::str::from_utf8(b).map_err(|_| self.err(K::InvalidIntText))
     }
 
-    fn push(&mut self, arena: &mut dyn Arena<'a>, node: Node<'a>) -> Result<(), DecodeError> {
+    fn push<A: Arena<'a>>(&mut self, arena: &mut A, node: Node<'a>) -> Result<(), DecodeError> {
         self.nodes += 1;
         if self.nodes > self.limits.max_items {
             return Err(self.err(K::TooManyItems {
@@ -489,7 +504,7 @@ impl<'a> Parser<'a, '_> {
         }
     }
 
-    fn storage_full(&self, arena: &dyn Arena<'a>) -> DecodeError {
+    fn storage_full<A: Arena<'a>>(&self, arena: &A) -> DecodeError {
         let (_, capacity) = arena.usage();
         let tail = self.input.get(self.start..).unwrap_or(&[]);
         let needed = node_bound(tail).unwrap_or(self.nodes as usize);
@@ -515,7 +530,7 @@ impl<'a> Parser<'a, '_> {
         Ok(())
     }
 
-    fn top(&self, arena: &mut dyn Arena<'a>, n: usize) -> Result<Node<'a>, DecodeError> {
+    fn top<A: Arena<'a>>(&self, arena: &mut A, n: usize) -> Result<Node<'a>, DecodeError> {
         let available = arena.depth();
         arena.peek(n).copied().ok_or_else(|| {
             self.err(K::StackUnderflow {
@@ -525,7 +540,11 @@ impl<'a> Parser<'a, '_> {
         })
     }
 
-    fn build(&mut self, arena: &mut dyn Arena<'a>, kind: ContainerKind) -> Result<(), DecodeError> {
+    fn build<A: Arena<'a>>(
+        &mut self,
+        arena: &mut A,
+        kind: ContainerKind,
+    ) -> Result<(), DecodeError> {
         let n = self.count()?;
         let available = arena.depth();
         if n > available {
@@ -574,7 +593,7 @@ impl<'a> Parser<'a, '_> {
         })
     }
 
-    fn setitem(&mut self, arena: &mut dyn Arena<'a>) -> Result<(), DecodeError> {
+    fn setitem<A: Arena<'a>>(&mut self, arena: &mut A) -> Result<(), DecodeError> {
         let available = arena.depth();
         if available < 3 {
             return Err(self.err(K::StackUnderflow {
@@ -658,7 +677,7 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// Runs opcodes until `STOP`; returns the root's tree index.
-    fn run(&mut self, arena: &mut dyn Arena<'a>) -> Result<u32, DecodeError> {
+    fn run<A: Arena<'a>>(&mut self, arena: &mut A) -> Result<u32, DecodeError> {
         loop {
             self.at = self.pos;
             let Some(&code) = self.input.get(self.pos) else {
@@ -753,6 +772,17 @@ impl<'a> Parser<'a, '_> {
     }
 }
 
+impl<'a> ArenaUser<'a> for &mut Parser<'a, '_> {
+    type Out = Decoded;
+    fn run<A: Arena<'a>>(self, arena: &mut A) -> Result<Decoded, DecodeError> {
+        let root = Parser::run(self, arena)?;
+        Ok(Decoded {
+            root,
+            end: self.pos,
+        })
+    }
+}
+
 fn decode_at<'a, 's, S: NodeStorage<'a> + ?Sized>(
     input: &'a [u8],
     start: usize,
@@ -768,13 +798,7 @@ fn decode_at<'a, 's, S: NodeStorage<'a> + ?Sized>(
         code: 0,
         nodes: 0,
     };
-    let (decoded, nodes) = storage.with_arena(input.len().saturating_sub(start), |arena| {
-        let root = parser.run(arena)?;
-        Ok(Decoded {
-            root,
-            end: parser.pos,
-        })
-    })?;
+    let (decoded, nodes) = storage.with_arena(input.len().saturating_sub(start), &mut parser)?;
     let root = nodes.get(decoded.root as usize).ok_or(DecodeError::new(
         K::MissingStop,
         decoded.end,
