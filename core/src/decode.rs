@@ -29,7 +29,9 @@
 use crate::error::{DecodeError, DecodeErrorKind as K};
 use crate::limits::Limits;
 use crate::opcode as op;
-use crate::value::{ContainerKind, IntKind, Node, NodeKind, PyStr, ValueRef, NIL, UNHASHABLE};
+use crate::value::{
+    ContainerKind, IntKind, Node, NodeKind, PyStr, ValueRef, INDEX_PENDING, NIL, UNHASHABLE,
+};
 
 /// The `dumps` format version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -593,7 +595,45 @@ impl<'a> Parser<'a, '_> {
         })
     }
 
+    /// `SETITEM` for a list whose index was read: the top value becomes its next item.
+    fn append_item<A: Arena<'a>>(&mut self, arena: &mut A) -> Result<(), DecodeError> {
+        let value = self.top(arena, 0)?;
+        self.check_complete(&value)?;
+        let (first, last) = arena.commit(1).ok_or_else(|| self.internal())?;
+        let max_depth = self.limits.max_depth;
+        let target = arena.peek(0).ok_or_else(|| self.internal())?;
+        let prev_last = target.link;
+        let height = target.height().max(value.height() + 1);
+        if height > max_depth {
+            return Err(self.err(K::TooDeep { max: max_depth }));
+        }
+        target.meta = height | UNHASHABLE;
+        target.link = last;
+        let mut had_items = false;
+        if let NodeKind::Container {
+            first: ref mut f,
+            len: ref mut l,
+            ..
+        } = target.kind
+        {
+            had_items = *l > 0;
+            if !had_items {
+                *f = first;
+            }
+            *l += 1;
+        }
+        if had_items {
+            let prev = arena.tree(prev_last).ok_or_else(|| self.internal())?;
+            prev.link = first;
+        }
+        Ok(())
+    }
+
     fn setitem<A: Arena<'a>>(&mut self, arena: &mut A) -> Result<(), DecodeError> {
+        let pending = arena.peek(1).is_some_and(|n| n.meta & INDEX_PENDING != 0);
+        if pending {
+            return self.append_item(arena);
+        }
         let available = arena.depth();
         if available < 3 {
             return Err(self.err(K::StackUnderflow {
@@ -613,6 +653,10 @@ impl<'a> Parser<'a, '_> {
         else {
             return Err(self.err(K::NotAContainer));
         };
+        if target.meta & INDEX_PENDING != 0 {
+            // In the stream, the list's index sits above it: that int is the target.
+            return Err(self.err(K::NotAContainer));
+        }
         self.check_complete(&value)?;
         let (first, last, child_height) = if kind == ContainerKind::List {
             // Only `INT i` with i the next slot: what every writer sends, and what
@@ -690,7 +734,28 @@ impl<'a> Parser<'a, '_> {
                 op::NONE => NodeKind::None,
                 op::TRUE => NodeKind::Bool(true),
                 op::FALSE => NodeKind::Bool(false),
-                op::INT => NodeKind::Int(self.int4()?, IntKind::Int),
+                op::INT => {
+                    let v = self.int4()?;
+                    // The index of the next list item: noted on the list, not kept.
+                    if let Some(top) = arena.peek(0) {
+                        if let NodeKind::Container {
+                            kind: ContainerKind::List,
+                            len,
+                            cap,
+                            ..
+                        } = top.kind
+                        {
+                            if top.meta & INDEX_PENDING == 0
+                                && len < cap
+                                && i64::from(v) == i64::from(len)
+                            {
+                                top.meta |= INDEX_PENDING;
+                                continue;
+                            }
+                        }
+                    }
+                    NodeKind::Int(v, IntKind::Int)
+                }
                 op::LONG => NodeKind::Int(self.int4()?, IntKind::Long),
                 op::LONGINT => NodeKind::BigInt(self.int_text()?, IntKind::Int),
                 op::LONGLONG => NodeKind::BigInt(self.int_text()?, IntKind::Long),

@@ -89,15 +89,16 @@ impl<S: Sink> Encoder<S> {
         self.sink.finalize()
     }
 
+    #[inline]
     fn op_len(&mut self, code: u8, n: usize) -> Result<(), EncodeError> {
-        let len = len32(n)?;
-        self.sink.try_push(code)?;
-        self.sink.try_extend(&len)
+        let [a, b, c, d] = len32(n)?;
+        self.sink.try_extend(&[code, a, b, c, d])
     }
 
+    #[inline]
     fn op_i32(&mut self, code: u8, v: i32) -> Result<(), EncodeError> {
-        self.sink.try_push(code)?;
-        self.sink.try_extend(&v.to_be_bytes())
+        let [a, b, c, d] = v.to_be_bytes();
+        self.sink.try_extend(&[code, a, b, c, d])
     }
 
     fn blob(&mut self, code: u8, bytes: &[u8]) -> Result<(), EncodeError> {
@@ -173,8 +174,8 @@ impl<S: Sink> Encoder<S> {
 
     /// A float, bit for bit.
     pub fn float(&mut self, f: f64) -> Result<(), EncodeError> {
-        self.sink.try_push(op::FLOAT)?;
-        self.sink.try_extend(&f.to_bits().to_be_bytes())
+        let [a, b, c, d, e, g, h, i] = f.to_bits().to_be_bytes();
+        self.sink.try_extend(&[op::FLOAT, a, b, c, d, e, g, h, i])
     }
 
     /// A complex number.

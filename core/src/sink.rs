@@ -24,9 +24,11 @@ pub trait Sink {
 /// nothing.
 impl<S: Sink> Sink for &mut S {
     type Output = ();
+    #[inline]
     fn try_push(&mut self, byte: u8) -> Result<(), EncodeError> {
         (**self).try_push(byte)
     }
+    #[inline]
     fn try_extend(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
         (**self).try_extend(bytes)
     }
@@ -102,10 +104,12 @@ impl Sink for SizeSink {
 #[cfg(feature = "alloc")]
 impl Sink for alloc::vec::Vec<u8> {
     type Output = alloc::vec::Vec<u8>;
+    #[inline]
     fn try_push(&mut self, byte: u8) -> Result<(), EncodeError> {
         self.push(byte);
         Ok(())
     }
+    #[inline]
     fn try_extend(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
         self.extend_from_slice(bytes);
         Ok(())

@@ -172,6 +172,9 @@ pub struct Node<'a> {
 }
 
 pub(crate) const UNHASHABLE: u32 = 1 << 31;
+/// On a list being decoded: its next index (`INT len`) has been read and the item is
+/// expected next. The index is not kept as a node.
+pub(crate) const INDEX_PENDING: u32 = 1 << 30;
 
 impl Node<'_> {
     /// An unused slot.
@@ -190,7 +193,7 @@ impl Node<'_> {
     }
 
     pub(crate) const fn height(&self) -> u32 {
-        self.meta & !UNHASHABLE
+        self.meta & !(UNHASHABLE | INDEX_PENDING)
     }
 
     pub(crate) const fn hashable(&self) -> bool {
