@@ -35,6 +35,16 @@ sys.setrecursionlimit(20000)
 
 SEED, COUNT, OUT = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 rnd = random.Random(SEED)
+_random = rnd.random
+
+
+def ri(a, b):
+    """A random int in [a, b]; cheaper than randint for the small ranges used here."""
+    return a + int(_random() * (b - a + 1))
+
+
+def pick(seq):
+    return seq[int(_random() * len(seq))]
 
 EDGE_INTS = [
     0, 1, -1, 2**31 - 1, 2**31, -(2**31), -(2**31) + 1, 2**32, 2**63 - 1, 2**63,
@@ -44,7 +54,9 @@ INF = float("inf")
 NAN = float("nan")
 FLOATS = [
     0.0, -0.0, INF, -INF, NAN, -NAN, 1e16, 1e-5, 0.1, 1.5e-7, 5e-324, 2.2250738585072014e-308,
-    1.7976931348623157e308, -1.7976931348623157e308, 2.0**63, -(2.0**63), 2.0**31, 0.5,
+    1.7976931348623157e308, -1.7976931348623157e308, 2.0**63, 2.0**31, 0.5,
+    # Not the literal -(2.0**63): PyPy 7.3.11 constant-folds that into the int -2**63.
+    float("-9223372036854775808"),
 ]
 ASTRAL = [0x1F600, 0x1F4A9, 0x10000, 0x10FFFF, 0x1D11E, 0x20000]
 TEXTS = [
@@ -66,64 +78,79 @@ def uchr(cp):
 
 
 def rand_cp():
-    k = rnd.random()
+    k = _random()
     if k < 0.5:
-        return rnd.randint(32, 126)
+        return ri(32, 126)
     if k < 0.6:
-        return rnd.randint(0, 31)
+        return ri(0, 31)
     if k < 0.75:
-        return rnd.randint(0x80, 0xFF)
+        return ri(0x80, 0xFF)
     if k < 0.9:
-        cp = rnd.randint(0x100, 0xFFFD)
+        cp = ri(0x100, 0xFFFD)
         return 0xFFFD if 0xD800 <= cp <= 0xDFFF else cp
     if k < 0.95:
-        return rnd.choice(ASTRAL)
-    return rnd.randint(0x10000, 0x10FFFF)
+        return pick(ASTRAL)
+    return ri(0x10000, 0x10FFFF)
 
 
-def rand_text():
-    if rnd.random() < 0.3:
-        return text_type(rnd.choice(TEXTS)) + uchr(rand_cp())
-    n = rnd.choice([0, 1, 2, 5, 12, 40])
+def fresh_text():
+    if _random() < 0.3:
+        return text_type(pick(TEXTS)) + uchr(rand_cp())
+    n = pick([0, 1, 2, 5, 12, 40])
     return u"".join(uchr(rand_cp()) for _ in range(n))
 
 
+def fresh_bytes():
+    n = pick([0, 1, 3, 8, 30, 300])
+    if n == 0:
+        return b""
+    return binascii.unhexlify("%0*x" % (2 * n, rnd.getrandbits(8 * n)))
+
+
+# Pools keep generation cheap; a tenth of the strings are fresh.
+BIG_POOL = [rnd.randint(10 ** (d - 1), 10**d - 1) for d in [19, 20, 21, 39, 40, 50, 300, 1000, 3000, 3999] * 3]
+TEXT_POOL = [fresh_text() for _ in range(300)]
+BYTES_POOL = [fresh_bytes() for _ in range(100)]
+
+
+def rand_text():
+    return fresh_text() if _random() < 0.1 else pick(TEXT_POOL)
+
+
 def rand_bytes():
-    n = rnd.choice([0, 1, 3, 8, 30, 300])
-    return bytes(bytearray(rnd.getrandbits(8) for _ in range(n)))
+    return fresh_bytes() if _random() < 0.1 else pick(BYTES_POOL)
 
 
 def rand_int():
-    k = rnd.random()
+    k = _random()
     if k < 0.35:
-        v = rnd.choice(EDGE_INTS) + rnd.randint(-2, 2)
+        v = pick(EDGE_INTS) + ri(-2, 2)
     elif k < 0.4:
-        digits = rnd.choice([20, 50, 300, 1000, 3999])
-        v = rnd.randint(10 ** (digits - 1), 10**digits - 1)
-        if rnd.random() < 0.5:
+        v = pick(BIG_POOL) + ri(-3, 3)
+        if _random() < 0.5:
             v = -v
     elif k < 0.7:
-        v = rnd.randint(-1000, 1000)
+        v = ri(-1000, 1000)
     else:
         v = rnd.randint(-(2**70), 2**70)
     # The reference cannot write ints below -2**31 (struct.error).
     if v < -(2**31):
         v = -v
-    if PY2 and rnd.random() < 0.3:
+    if PY2 and _random() < 0.3:
         return long_type(v)
     return v
 
 
 def rand_float():
-    if rnd.random() < 0.5:
-        return rnd.choice(FLOATS)
+    if _random() < 0.5:
+        return pick(FLOATS)
     return struct.unpack("!d", struct.pack("!Q", rnd.getrandbits(64)))[0]
 
 
 def scalar():
-    k = rnd.randint(0, 11)
+    k = ri(0, 11)
     if k == 0:
-        return rnd.choice([None, True, False])
+        return pick([None, True, False])
     if k in (1, 2, 3):
         return rand_int()
     if k in (4, 5):
@@ -132,26 +159,26 @@ def scalar():
         return complex(rand_float(), rand_float())
     if k in (7, 8, 9):
         t = rand_text()
-        if PY2 and rnd.random() < 0.4:
+        if PY2 and _random() < 0.4:
             # A Python 2 str: bytes that are often ASCII text.
-            return t.encode("utf-8") if rnd.random() < 0.5 else rand_bytes()
+            return t.encode("utf-8") if _random() < 0.5 else rand_bytes()
         return t
     return rand_bytes()
 
 
 def hashable(depth):
-    k = rnd.random()
+    k = _random()
     if depth > 0 and k < 0.15:
-        return tuple(hashable(depth - 1) for _ in range(rnd.randint(0, 3)))
+        return tuple(hashable(depth - 1) for _ in range(ri(0, 3)))
     if depth > 0 and k < 0.25:
-        return frozenset(hashable(depth - 1) for _ in range(rnd.randint(0, 3)))
+        return frozenset(hashable(depth - 1) for _ in range(ri(0, 3)))
     return scalar()
 
 
 def deep():
-    v = scalar() if rnd.random() < 0.7 else []
-    for _ in range(rnd.randint(1, 200)):
-        k = rnd.randint(0, 3)
+    v = scalar() if _random() < 0.7 else []
+    for _ in range(ri(1, 200)):
+        k = ri(0, 3)
         if k == 0:
             v = [v]
         elif k == 1:
@@ -159,15 +186,15 @@ def deep():
         elif k == 2:
             v = {hashable(0): v}
         else:
-            v = [v, None] if rnd.random() < 0.5 else (None, v)
+            v = [v, None] if _random() < 0.5 else (None, v)
     return v
 
 
 def value(depth):
-    if depth <= 0 or rnd.random() < 0.3:
+    if depth <= 0 or _random() < 0.3:
         return scalar()
-    k = rnd.randint(0, 7)
-    n = rnd.choice([0, 0, 1, 2, 3, 5, 8])
+    k = ri(0, 7)
+    n = pick([0, 0, 1, 2, 3, 4, 6])
     if k == 0:
         return [value(depth - 1) for _ in range(n)]
     if k == 1:
@@ -180,10 +207,10 @@ def value(depth):
         return frozenset(hashable(2) for _ in range(n))
     if k == 6:
         # frozensets inside a set, tuples as dict keys
-        return set(frozenset(hashable(1) for _ in range(rnd.randint(0, 3))) for _ in range(n))
-    if rnd.random() < 0.1:
+        return set(frozenset(hashable(1) for _ in range(ri(0, 3))) for _ in range(n))
+    if _random() < 0.1:
         return deep()
-    return dict((tuple(hashable(1) for _ in range(rnd.randint(0, 3))), value(depth - 1)) for _ in range(n))
+    return dict((tuple(hashable(1) for _ in range(ri(0, 3))), value(depth - 1)) for _ in range(n))
 
 
 def hexs(b):
@@ -242,7 +269,7 @@ def main():
     f = open(OUT, "wb")
     try:
         for i in range(COUNT):
-            v = value(4) if i % 50 else deep()
+            v = value(3) if i % 50 else deep()
             data = execnet.dumps(v)
             parts = []
             canon(v, parts)
