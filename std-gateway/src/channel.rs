@@ -69,6 +69,30 @@ impl ChanState {
         self.q.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Sleeps until notified, or fails with [`Error::Timeout`] once `deadline` (set from
+    /// `timeout`) has passed.
+    fn wait<'g>(
+        &self,
+        q: MutexGuard<'g, Queue>,
+        deadline: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> Result<MutexGuard<'g, Queue>> {
+        match deadline {
+            None => Ok(self.cv.wait(q).unwrap_or_else(|e| e.into_inner())),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(Error::Timeout(timeout.unwrap_or_default()));
+                }
+                Ok(self
+                    .cv
+                    .wait_timeout(q, d - now)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0))
+            }
+        }
+    }
+
     /// Called by the reader thread with a new value.
     /// Returns `false` when a callback took the value (it is then not queued).
     pub(crate) fn deliver(&self, payload: Vec<u8>, config: StrConfig, limits: &Limits) -> bool {
@@ -244,21 +268,7 @@ impl Channel {
                 q = self.h.st.lock();
                 continue;
             }
-            q = match deadline {
-                None => self.h.st.cv.wait(q).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(Error::Timeout(timeout.unwrap_or_default()));
-                    }
-                    self.h
-                        .st
-                        .cv
-                        .wait_timeout(q, d - now)
-                        .map(|(g, _)| g)
-                        .unwrap_or_else(|e| e.into_inner().0)
-                }
-            };
+            q = self.h.st.wait(q, deadline, timeout)?;
         }
     }
 
@@ -389,21 +399,7 @@ impl Channel {
                 Some(end) => return Err(end_error(end)),
                 None => {}
             }
-            q = match deadline {
-                None => self.h.st.cv.wait(q).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(Error::Timeout(timeout.unwrap_or_default()));
-                    }
-                    self.h
-                        .st
-                        .cv
-                        .wait_timeout(q, d - now)
-                        .map(|(g, _)| g)
-                        .unwrap_or_else(|e| e.into_inner().0)
-                }
-            };
+            q = self.h.st.wait(q, deadline, timeout)?;
         }
     }
 
