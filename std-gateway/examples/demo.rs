@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use execnet::core::StrConfig;
+use execnet::literal::{repr, ReprMode};
 use execnet::{Group, Value};
 
 fn main() -> Result<(), execnet::Error> {
@@ -29,10 +31,17 @@ fn main() -> Result<(), execnet::Error> {
     for x in [3i64, 1 << 40] {
         ch.send(&x)?;
         let reply = ch.receive_value()?;
-        println!("sent {x:>14} -> {reply:?}");
+        println!(
+            "sent {x:>14} -> {}",
+            repr(&reply, ReprMode::Py3(StrConfig::GATEWAY))
+        );
     }
     ch.send_value(&Value::Float(1.5))?;
-    println!("sent            1.5 -> {:?}", ch.receive_value()?);
+    let reply = ch.receive_value()?;
+    println!(
+        "sent            1.5 -> {}",
+        repr(&reply, ReprMode::Py3(StrConfig::GATEWAY))
+    );
     ch.close()?;
 
     // Errors come back with the remote traceback.
