@@ -815,11 +815,14 @@ def _hard_exit(code):
 
 
 def _kill_group():
-    # The master is gone: take down whatever the user's code started, then ourselves.
+    # The master is gone: take down whatever the user's code started, then ourselves,
+    # but only when we lead our process group (a popen master makes us do so); started
+    # any other way (over ssh, through a via forwarder) the group is not ours to end.
     try:
         import signal
 
-        os.killpg(os.getpgrp(), signal.SIGKILL)
+        if os.getpgrp() == os.getpid():
+            os.killpg(os.getpgrp(), signal.SIGKILL)
     except Exception:
         pass
 
