@@ -11,6 +11,8 @@
 //! written with [`encode`] into a slice, a `heapless::Vec`, a `Vec` or an
 //! `embedded_io::Write`.
 
+use core::fmt;
+
 use crate::decode::Version;
 use crate::error::EncodeError;
 use crate::opcode as op;
@@ -195,17 +197,42 @@ impl<S: Sink> Encoder<S> {
         self.blob(op::PY3STRING, s.as_bytes())
     }
 
-    /// The `PY3STRING` opcode and length of a string whose bytes follow through
-    /// [`raw`](Self::raw).
-    #[cfg(feature = "serde")]
-    pub(crate) fn str_header(&mut self, len: usize) -> Result<(), EncodeError> {
-        self.op_len(op::PY3STRING, len)
-    }
-
-    /// Bytes exactly as given.
-    #[cfg(feature = "serde")]
-    pub(crate) fn raw(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.sink.try_extend(bytes)
+    /// A Python 3 `str` holding what `value` displays as, formatted twice (once to
+    /// measure, once to write) so that no buffer is needed.
+    pub fn str_display<T: fmt::Display + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
+        /// Counts the UTF-8 length of formatted text.
+        struct Count(usize);
+        impl fmt::Write for Count {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                self.0 += s.len();
+                Ok(())
+            }
+        }
+        /// Streams formatted text into a sink, remembering the first sink error.
+        struct Stream<'e, S> {
+            sink: &'e mut S,
+            err: Option<EncodeError>,
+        }
+        impl<S: Sink> fmt::Write for Stream<'_, S> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                self.sink.try_extend(s.as_bytes()).map_err(|err| {
+                    self.err = Some(err);
+                    fmt::Error
+                })
+            }
+        }
+        let failing = EncodeError::Unsupported("a failing Display");
+        let mut count = Count(0);
+        fmt::write(&mut count, format_args!("{value}")).map_err(|_| failing.clone())?;
+        self.op_len(op::PY3STRING, count.0)?;
+        let mut stream = Stream {
+            sink: &mut self.sink,
+            err: None,
+        };
+        if fmt::write(&mut stream, format_args!("{value}")).is_err() {
+            return Err(stream.err.unwrap_or(failing));
+        }
+        Ok(())
     }
 
     /// Python 2 `unicode` (`UNICODE`).
@@ -356,6 +383,14 @@ pub fn encode<S: Sink, V: Encode + ?Sized>(
     value.encode(&mut e)?;
     e.stop()?;
     e.finish()
+}
+
+/// The number of bytes `value` takes in `envelope`, computed without writing anything.
+pub fn encoded_len<V: Encode + ?Sized>(
+    value: &V,
+    envelope: Envelope,
+) -> Result<usize, EncodeError> {
+    encode(value, envelope, crate::sink::SizeSink::default())
 }
 
 /// Writes `value` into `buf`; returns the written prefix.

@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+pub use crate::buffer::{FixedBuf, InputBuf};
+
 /// The message types (PROTOCOL.md section 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -176,106 +178,91 @@ pub fn parse_frame(buf: &[u8], max_message: u32) -> Result<Parsed<'_>, FrameErro
     }
 }
 
-/// A growable or fixed byte buffer the [`FrameReader`] accumulates input in.
-pub trait ByteBuf {
-    /// The bytes held.
-    fn bytes(&self) -> &[u8];
-    /// Appends as much of `data` as fits; returns how much was taken.
-    fn append(&mut self, data: &[u8]) -> usize;
-    /// Drops the first `n` bytes.
-    fn consume(&mut self, n: usize);
+/// What the reader found at the front of its input.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming<'a> {
+    /// A whole frame, its payload borrowed from the reader until its next call.
+    Frame(Frame<'a>),
+    /// A frame within the maximum message size but larger than this reader's buffer can
+    /// hold: its payload is skipped as it arrives, and the protocol refuses that one
+    /// message (see [`Engine::handle_oversized`](crate::engine::Engine::handle_oversized)).
+    Oversized(Header),
 }
 
-#[cfg(feature = "alloc")]
-impl ByteBuf for alloc::vec::Vec<u8> {
-    fn bytes(&self) -> &[u8] {
-        self
-    }
-    fn append(&mut self, data: &[u8]) -> usize {
-        self.extend_from_slice(data);
-        data.len()
-    }
-    fn consume(&mut self, n: usize) {
-        self.drain(..n.min(self.len()));
-    }
+/// What the reader is in the middle of.
+#[derive(Debug)]
+enum State {
+    /// Between frames, or gathering a frame in the buffer.
+    Idle,
+    /// Dropping the rest of an oversized frame's payload: this many bytes.
+    Skip(u32),
+    /// Receiving a large frame's payload into its own allocation (feature `alloc`), so
+    /// that it can be handed over without a copy.
+    #[cfg(feature = "alloc")]
+    Direct {
+        header: Header,
+        payload: alloc::vec::Vec<u8>,
+        filled: usize,
+    },
 }
 
-/// A fixed-capacity buffer for hosts without an allocator.
-#[derive(Clone, Debug)]
-pub struct FixedBuf<const N: usize> {
-    data: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> FixedBuf<N> {
-    /// An empty buffer.
-    pub const fn new() -> Self {
-        FixedBuf {
-            data: [0; N],
-            len: 0,
-        }
-    }
-}
-
-impl<const N: usize> Default for FixedBuf<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> ByteBuf for FixedBuf<N> {
-    fn bytes(&self) -> &[u8] {
-        self.data.get(..self.len).unwrap_or(&[])
-    }
-    fn append(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(N - self.len);
-        if let (Some(dst), Some(src)) = (self.data.get_mut(self.len..self.len + n), data.get(..n)) {
-            dst.copy_from_slice(src);
-            self.len += n;
-            n
-        } else {
-            0
-        }
-    }
-    fn consume(&mut self, n: usize) {
-        let n = n.min(self.len);
-        self.data.copy_within(n..self.len, 0);
-        self.len -= n;
-    }
-}
-
-/// Accumulates input bytes and yields complete frames.
+/// Gathers received bytes into frames: the framing half of the protocol driver.
+///
+/// Headers are checked as soon as their 9 bytes are in, so a message beyond the maximum
+/// size is refused before any of its payload is waited for. A frame too large for the
+/// buffer (a fixed one) is skipped as it arrives and reported as
+/// [`Incoming::Oversized`]; the reader then goes on with the next frame.
 ///
 /// ```
-/// use execnet_core::frame::{FrameReader, MsgCode};
-/// let mut r = FrameReader::new(Vec::new(), 1 << 20);
+/// use execnet_core::buffer::GrowBuf;
+/// use execnet_core::frame::{FrameReader, Incoming, MsgCode};
+/// let mut r = FrameReader::new(GrowBuf::new(), 1 << 20);
 /// r.feed(&[4, 0, 0, 0, 1, 0, 0, 0, 2, b'L']); // CHANNEL_DATA on 1, 2 bytes, 1 so far
 /// assert!(r.next_frame().unwrap().is_none());
 /// r.feed(b"Q");
-/// let f = r.next_frame().unwrap().unwrap();
+/// let Some(Incoming::Frame(f)) = r.next_frame().unwrap() else { panic!() };
 /// assert_eq!((f.code, f.channel, f.payload), (MsgCode::ChannelData, 1, &b"LQ"[..]));
 /// ```
+#[derive(Debug)]
 pub struct FrameReader<B> {
     buf: B,
     max_message: u32,
+    state: State,
+    /// Buffer bytes of the frame handed out last, consumed at the next call.
     pending: usize,
+    /// The frame handed out last was a direct one (its allocation goes at the next call).
+    handed_direct: bool,
+    /// Payloads at least this long are received into their own allocation (0: never).
+    #[cfg(feature = "alloc")]
+    direct_min: usize,
 }
 
-impl<B: ByteBuf> FrameReader<B> {
+impl<B: InputBuf> FrameReader<B> {
     /// A reader over `buf` that refuses messages longer than `max_message` bytes.
     pub fn new(buf: B, max_message: u32) -> Self {
         FrameReader {
             buf,
             max_message,
+            state: State::Idle,
             pending: 0,
+            handed_direct: false,
+            #[cfg(feature = "alloc")]
+            direct_min: 0,
         }
     }
 
-    /// Adds input; returns how many bytes were taken (less than all only when a fixed
-    /// buffer is full: take a frame out, then feed the rest).
-    pub fn feed(&mut self, data: &[u8]) -> usize {
-        self.release();
-        self.buf.append(data)
+    /// Receives payloads of at least `min` bytes into an allocation of their own, so that
+    /// [`take_payload`](Self::take_payload) hands them over without a copy (feature
+    /// `alloc`; 0 turns it off, the default).
+    #[cfg(feature = "alloc")]
+    pub fn with_direct_payloads(mut self, min: usize) -> Self {
+        self.direct_min = min;
+        self
+    }
+
+    /// The largest message accepted.
+    pub fn max_message(&self) -> u32 {
+        self.max_message
     }
 
     fn release(&mut self) {
@@ -283,92 +270,252 @@ impl<B: ByteBuf> FrameReader<B> {
             self.buf.consume(self.pending);
             self.pending = 0;
         }
+        if self.handed_direct {
+            self.handed_direct = false;
+            self.state = State::Idle;
+        }
     }
 
-    /// The next complete frame, or `None` when more input is needed. The frame borrows
-    /// the reader until the next call.
-    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, FrameError> {
+    /// Room to read the transport into (at least `want` bytes where the buffer can grow);
+    /// follow with [`commit`](Self::commit). While a large frame is received directly,
+    /// this is the rest of its payload, so a read never runs past it.
+    pub fn space(&mut self, want: usize) -> &mut [u8] {
         self.release();
-        match parse_frame(self.buf.bytes(), self.max_message)? {
-            Parsed::Partial(_) => Ok(None),
-            Parsed::Complete(frame, used) => {
-                self.pending = used;
-                Ok(Some(frame))
+        let want = want.max(self.needed());
+        match &mut self.state {
+            #[cfg(feature = "alloc")]
+            State::Direct {
+                payload, filled, ..
+            } => payload.get_mut(*filled..).unwrap_or(&mut []),
+            _ => self.buf.space(want),
+        }
+    }
+
+    /// Marks `n` bytes of the last [`space`](Self::space) as received.
+    pub fn commit(&mut self, n: usize) {
+        #[cfg(feature = "alloc")]
+        if let State::Direct {
+            payload, filled, ..
+        } = &mut self.state
+        {
+            *filled = (*filled + n).min(payload.len());
+            return;
+        }
+        self.buf.commit(n);
+        self.skip_held();
+    }
+
+    /// Copies received bytes in; returns how many were taken (fewer than all only when a
+    /// fixed buffer is full: take frames out, then feed the rest).
+    pub fn feed(&mut self, mut data: &[u8]) -> usize {
+        let total = data.len();
+        while !data.is_empty() {
+            let space = self.space(data.len());
+            let n = space.len().min(data.len());
+            if n == 0 {
+                break;
             }
+            let (now, later) = data.split_at(n);
+            if let Some(dst) = space.get_mut(..n) {
+                dst.copy_from_slice(now);
+            }
+            self.commit(n);
+            data = later;
+            // A direct payload may be complete with bytes left over: they belong to the
+            // next frame, which must wait until this one is taken.
+            if self.direct_complete() {
+                break;
+            }
+        }
+        total - data.len()
+    }
+
+    fn direct_complete(&self) -> bool {
+        match &self.state {
+            #[cfg(feature = "alloc")]
+            State::Direct {
+                payload, filled, ..
+            } => *filled == payload.len(),
+            _ => false,
+        }
+    }
+
+    /// Drops held bytes that belong to an oversized frame being skipped.
+    fn skip_held(&mut self) {
+        if let State::Skip(left) = &mut self.state {
+            let n = (*left as usize).min(self.buf.data().len());
+            self.buf.consume(n);
+            *left -= n as u32;
+            if *left == 0 {
+                self.state = State::Idle;
+            }
+        }
+    }
+
+    /// The next frame, or `None` when more input is needed. The frame borrows the reader
+    /// until the next call. A framing error (unknown code, negative length, a message
+    /// over the maximum size) is final: the stream cannot be resynchronized.
+    pub fn next_frame(&mut self) -> Result<Option<Incoming<'_>>, FrameError> {
+        self.release();
+        self.skip_held();
+        if matches!(self.state, State::Skip(_)) {
+            return Ok(None);
+        }
+        #[cfg(feature = "alloc")]
+        if let State::Direct {
+            payload, filled, ..
+        } = &self.state
+        {
+            if *filled < payload.len() {
+                return Ok(None);
+            }
+            self.handed_direct = true;
+            return Ok(self.direct_frame());
+        }
+        let Some(head) = self.buf.data().first_chunk::<HEADER_LEN>() else {
+            return Ok(None);
+        };
+        let header = Header::parse(head, self.max_message)?;
+        let len = header.len as usize;
+        let total = HEADER_LEN + len;
+        if total > self.buf.capacity() {
+            self.buf.consume(HEADER_LEN);
+            self.state = State::Skip(header.len);
+            self.skip_held();
+            return Ok(Some(Incoming::Oversized(header)));
+        }
+        #[cfg(feature = "alloc")]
+        if self.direct_min > 0 && len >= self.direct_min {
+            self.buf.consume(HEADER_LEN);
+            let mut payload = alloc::vec![0u8; len];
+            let held = self.buf.data();
+            let n = held.len().min(len);
+            if let (Some(dst), Some(src)) = (payload.get_mut(..n), held.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            self.buf.consume(n);
+            self.state = State::Direct {
+                header,
+                payload,
+                filled: n,
+            };
+            return self.next_frame();
+        }
+        match self.buf.data().get(HEADER_LEN..total) {
+            Some(payload) => {
+                self.pending = total;
+                Ok(Some(Incoming::Frame(Frame {
+                    code: header.code,
+                    channel: header.channel,
+                    payload,
+                })))
+            }
+            None => Ok(None),
+        }
+    }
+
+    #[cfg(feature = "alloc")]
+    fn direct_frame(&self) -> Option<Incoming<'_>> {
+        match &self.state {
+            State::Direct {
+                header, payload, ..
+            } => Some(Incoming::Frame(Frame {
+                code: header.code,
+                channel: header.channel,
+                payload,
+            })),
+            _ => None,
+        }
+    }
+
+    /// The most bytes the input buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The payload of the frame handed out last, moved out when it was received into its
+    /// own allocation, copied otherwise (feature `alloc`). Empty when no frame is held.
+    #[cfg(feature = "alloc")]
+    pub fn take_payload(&mut self) -> alloc::vec::Vec<u8> {
+        if self.handed_direct {
+            if let State::Direct { payload, .. } = &mut self.state {
+                return core::mem::take(payload);
+            }
+        }
+        self.buf
+            .data()
+            .get(HEADER_LEN..self.pending)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    /// The payload of the frame handed out last (empty when none is held).
+    pub fn payload(&self) -> &[u8] {
+        #[cfg(feature = "alloc")]
+        if self.handed_direct {
+            if let State::Direct { payload, .. } = &self.state {
+                return payload;
+            }
+        }
+        if self.pending >= HEADER_LEN {
+            self.buf.data().get(HEADER_LEN..self.pending).unwrap_or(&[])
+        } else {
+            &[]
         }
     }
 
     /// Bytes still needed to complete the frame in progress (9 when idle).
     pub fn needed(&self) -> usize {
-        let held = self.buf.bytes().get(self.pending..).unwrap_or(&[]);
-        match parse_frame(held, self.max_message) {
-            Ok(Parsed::Partial(n)) => n,
-            Ok(Parsed::Complete(..)) | Err(_) => 0,
+        match &self.state {
+            State::Skip(left) => *left as usize,
+            #[cfg(feature = "alloc")]
+            State::Direct {
+                payload, filled, ..
+            } => payload.len() - filled,
+            State::Idle => {
+                let held = self.buf.data().get(self.pending..).unwrap_or(&[]);
+                match parse_frame(held, self.max_message) {
+                    Ok(Parsed::Partial(n)) => n,
+                    Ok(Parsed::Complete(..)) | Err(_) => 0,
+                }
+            }
         }
     }
 
-    /// Bytes buffered and not yet handed out as frames.
+    /// Bytes received and not yet handed out as frames.
     pub fn buffered(&self) -> usize {
-        self.buf.bytes().len() - self.pending.min(self.buf.bytes().len())
-    }
-}
-
-/// Writes a whole message (header, then payload) into a sink.
-pub fn write_frame<S: crate::sink::Sink>(
-    sink: &mut S,
-    code: MsgCode,
-    channel: i32,
-    payload: &[u8],
-) -> Result<(), crate::EncodeError> {
-    let len = u32::try_from(payload.len())
-        .ok()
-        .filter(|l| i32::try_from(*l).is_ok())
-        .ok_or(crate::EncodeError::TooLong(payload.len()))?;
-    sink.try_extend(&Header { code, channel, len }.to_bytes())?;
-    sink.try_extend(payload)
-}
-
-/// Encodes `value` (internal envelope) as the payload of one message appended to `out`,
-/// patching the header's length once the payload is written (feature `alloc`).
-#[cfg(feature = "alloc")]
-pub fn push_value_frame<V: crate::encode::Encode + ?Sized>(
-    out: &mut alloc::vec::Vec<u8>,
-    code: MsgCode,
-    channel: i32,
-    value: &V,
-) -> Result<(), crate::EncodeError> {
-    let start = out.len();
-    out.extend_from_slice(&[0u8; HEADER_LEN]);
-    let mut e = crate::encode::Encoder::new(&mut *out);
-    value.encode(&mut e)?;
-    e.stop()?;
-    let len = out.len() - start - HEADER_LEN;
-    let len32 = u32::try_from(len)
-        .ok()
-        .filter(|l| i32::try_from(*l).is_ok())
-        .ok_or(crate::EncodeError::TooLong(len));
-    let len32 = match len32 {
-        Ok(l) => l,
-        Err(e) => {
-            out.truncate(start);
-            return Err(e);
+        let held = self.buf.data().len().saturating_sub(self.pending);
+        match &self.state {
+            #[cfg(feature = "alloc")]
+            State::Direct { filled, .. } if !self.handed_direct => held + filled,
+            _ => held,
         }
-    };
-    let header = Header {
-        code,
-        channel,
-        len: len32,
     }
-    .to_bytes();
-    if let Some(dst) = out.get_mut(start..start + HEADER_LEN) {
-        dst.copy_from_slice(&header);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buffer::GrowBuf;
+
+    fn frame_bytes(code: MsgCode, channel: i32, payload: &[u8]) -> alloc::vec::Vec<u8> {
+        let mut v = Header {
+            code,
+            channel,
+            len: payload.len() as u32,
+        }
+        .to_bytes()
+        .to_vec();
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn next(r: &mut FrameReader<impl InputBuf>) -> Option<(MsgCode, i32, alloc::vec::Vec<u8>)> {
+        match r.next_frame().unwrap()? {
+            Incoming::Frame(f) => Some((f.code, f.channel, f.payload.to_vec())),
+            Incoming::Oversized(h) => panic!("oversized {h:?}"),
+        }
+    }
 
     #[test]
     fn header_round_trip_and_checks() {
@@ -398,23 +545,61 @@ mod tests {
 
     #[test]
     fn fixed_buffer_chunked_feed() {
-        let mut msg = [0u8; 14];
-        msg[..9].copy_from_slice(
-            &Header {
-                code: MsgCode::ChannelData,
-                channel: 2,
-                len: 5,
-            }
-            .to_bytes(),
-        );
-        msg[9..].copy_from_slice(b"hello");
+        let msg = frame_bytes(MsgCode::ChannelData, 2, b"hello");
         let mut r = FrameReader::new(FixedBuf::<16>::new(), 64);
         for chunk in msg.chunks(3) {
             assert_eq!(r.feed(chunk), chunk.len());
         }
-        let f = r.next_frame().unwrap().unwrap();
-        assert_eq!(f.payload, b"hello");
+        assert_eq!(next(&mut r).unwrap().2, b"hello");
         assert!(r.next_frame().unwrap().is_none());
         assert_eq!(r.needed(), 9);
+    }
+
+    #[test]
+    fn frame_larger_than_a_fixed_buffer_is_skipped_and_the_next_one_read() {
+        let mut input = frame_bytes(MsgCode::ChannelData, 1, &[7u8; 100]);
+        input.extend(frame_bytes(MsgCode::ChannelData, 3, b"ok"));
+        let mut r = FrameReader::new(FixedBuf::<32>::new(), 1 << 20);
+        let mut seen = alloc::vec::Vec::new();
+        for chunk in input.chunks(5) {
+            let mut rest = chunk;
+            while !rest.is_empty() {
+                let n = r.feed(rest);
+                rest = &rest[n..];
+                while let Some(item) = r.next_frame().unwrap() {
+                    seen.push(match item {
+                        Incoming::Oversized(h) => (h.channel, h.len as usize),
+                        Incoming::Frame(f) => (f.channel, f.payload.len()),
+                    });
+                }
+            }
+        }
+        assert_eq!(seen, [(1, 100), (3, 2)]);
+        assert_eq!(r.buffered(), 0);
+    }
+
+    #[test]
+    fn large_payloads_arrive_in_their_own_allocation() {
+        let big = alloc::vec![9u8; 5000];
+        let mut input = frame_bytes(MsgCode::ChannelData, 1, &big);
+        input.extend(frame_bytes(MsgCode::ChannelData, 1, b"small"));
+        let mut r = FrameReader::new(GrowBuf::new(), 1 << 20).with_direct_payloads(1000);
+        let mut rest = &input[..];
+        let mut got = alloc::vec::Vec::new();
+        while !rest.is_empty() || r.buffered() > 0 {
+            let space = r.space(700);
+            let n = space.len().min(rest.len()).min(700);
+            space[..n].copy_from_slice(&rest[..n]);
+            r.commit(n);
+            rest = &rest[n..];
+            while let Some(Incoming::Frame(f)) = r.next_frame().unwrap() {
+                assert_eq!(f.channel, 1);
+                got.push(r.take_payload());
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        assert_eq!(got, [big, b"small".to_vec()]);
     }
 }

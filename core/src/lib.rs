@@ -79,6 +79,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod buffer;
 pub mod decode;
 pub mod encode;
 pub mod engine;

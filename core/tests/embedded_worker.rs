@@ -3,10 +3,11 @@
 //! arrays and slice sinks only. Nothing here allocates: no `Vec`, no `Box`, no `String`.
 
 use embedded_io::{ErrorType, Read, Write};
+use execnet_core::buffer::FixedBuf;
 use execnet_core::decode::decode_internal;
 use execnet_core::encode::{to_slice, Encoder, Envelope};
 use execnet_core::engine::{reconfigure_value, Connection, Event, ExecRequest, FixedTable, Role};
-use execnet_core::frame::{FixedBuf, Header, MsgCode, HEADER_LEN};
+use execnet_core::frame::{Header, MsgCode, HEADER_LEN};
 use execnet_core::sink::SliceSink;
 use execnet_core::{Limits, Node, StrConfig, ValueRef};
 
@@ -52,7 +53,7 @@ impl<const N: usize> Write for Fifo<N> {
     }
 }
 
-type Worker = Connection<FixedBuf<512>, FixedBuf<512>, FixedTable<4>>;
+type Worker = Connection<FixedBuf<512>, FixedBuf<512>, FixedTable<(), 4>>;
 
 /// One step of the device's main loop: move bytes in, handle every event, move bytes out.
 fn step(worker: &mut Worker, rx: &mut impl Read, tx: &mut impl Write) {
@@ -63,51 +64,41 @@ fn step(worker: &mut Worker, rx: &mut impl Read, tx: &mut impl Write) {
             break;
         }
         assert_eq!(worker.handle_bytes(&chunk[..n]), n);
-        loop {
-            let mut scratch = [0u8; 128];
-            let event = worker.poll_event().unwrap();
-            let Some(event) = event else { break };
+        while let Some(event) = worker.poll_event().unwrap() {
             match event {
                 Event::StatusRequest { channel } => {
-                    worker.status_reply(channel, 0).unwrap();
+                    worker.status_reply(channel, 0, "thread").unwrap();
                 }
-                Event::Exec { channel, payload } => {
-                    // Copy the request out of the input buffer before replying.
-                    let mut copy = [0u8; 256];
-                    copy[..payload.len()].copy_from_slice(payload);
-                    let copy = &copy[..payload.len()];
+                Event::Exec { channel } => {
+                    // The reply is queued while the request is still held: no copy.
+                    let (payload, engine) = worker.split();
                     let mut nodes = [Node::EMPTY; 16];
-                    let req = ExecRequest::decode(copy, &mut nodes[..], &Limits::TIGHT).unwrap();
+                    let req = ExecRequest::decode(payload, &mut nodes[..], &Limits::TIGHT).unwrap();
                     match req.call_name {
                         Some("add") => {
                             let kwargs = req.kwargs.unwrap();
                             let a = kwargs.get_str("a").and_then(|v| v.as_i64()).unwrap();
                             let b = kwargs.get_str("b").and_then(|v| v.as_i64()).unwrap();
                             let sum = ValueRef::Int(a + b, execnet_core::value::IntKind::Int);
-                            worker.send(channel, &sum, &mut scratch).unwrap();
-                            worker.close(channel, None, &mut scratch).unwrap();
+                            engine.send(channel, &sum).unwrap();
+                            engine.close(channel, None).unwrap();
                         }
-                        _ => worker
-                            .close(
-                                channel,
-                                Some("RuntimeError: no such function"),
-                                &mut scratch,
-                            )
-                            .unwrap(),
+                        _ => {
+                            engine
+                                .close(channel, Some("RuntimeError: no such function"))
+                                .unwrap();
+                        }
                     }
                 }
                 Event::Terminate => return,
                 _ => {}
             }
         }
-    }
-    let mut out = [0u8; 64];
-    loop {
-        let n = worker.poll_transmit(&mut out);
-        if n == 0 {
-            break;
+        while let Some(out) = worker.poll_transmit() {
+            let n = out.len().min(64); // a small UART write
+            tx.write_all(&out[..n]).unwrap();
+            worker.transmitted(n);
         }
-        tx.write_all(&out[..n]).unwrap();
     }
 }
 
@@ -186,7 +177,7 @@ fn worker_engine_over_embedded_io_without_allocation() {
     );
 
     step(&mut worker, &mut to_device, &mut from_device);
-    assert_eq!(worker.engine().config(), StrConfig::new(false, true));
+    assert_eq!(worker.config(), StrConfig::new(false, true));
 
     let written = &from_device.data[..from_device.write];
     let got: [(MsgCode, i32); 5] = {
@@ -223,7 +214,7 @@ fn worker_engine_over_embedded_io_without_allocation() {
     // Terminate stops the loop; the engine refuses anything after it.
     send_frame(&mut to_device, MsgCode::GatewayTerminate, 0, &[]);
     step(&mut worker, &mut to_device, &mut from_device);
-    assert!(worker.engine().is_terminated());
+    assert!(worker.is_terminated());
     let mut small = [0u8; 16];
     assert!(to_slice(&ValueRef::None, Envelope::Internal, &mut small).is_ok());
 }

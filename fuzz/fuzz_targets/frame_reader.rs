@@ -1,11 +1,53 @@
-//! The frame reader fed in random chunk sizes: the frames it yields are the same whatever
-//! the chunking, and a fixed buffer never holds more than its size.
+//! The frame reader fed in random chunk sizes, with three buffers: a fixed one that holds
+//! every frame, a small fixed one that must skip the frames it cannot hold (and report
+//! each as oversized), and a growing one that receives large payloads in their own
+//! allocation. Each yields what parsing the whole stream at once yields, and a fixed
+//! buffer never holds more than its size.
 #![no_main]
 
-use execnet_core::frame::{parse_frame, FixedBuf, FrameReader, Parsed};
+use execnet_core::buffer::{FixedBuf, GrowBuf, InputBuf};
+use execnet_core::frame::{parse_frame, FrameReader, Incoming, Parsed};
 use libfuzzer_sys::fuzz_target;
 
 const MAX: u32 = 4096;
+const SMALL: usize = 64;
+
+/// A frame as seen: `Ok((code, channel, payload))` or `Err((channel, len))` when skipped.
+type Seen = Result<(u8, i32, Vec<u8>), (i32, u32)>;
+
+fn run<B: InputBuf>(
+    mut reader: FrameReader<B>,
+    stream: &[u8],
+    chunk: usize,
+    direct: bool,
+) -> (Vec<Seen>, bool) {
+    let mut got = Vec::new();
+    for piece in stream.chunks(chunk) {
+        let mut piece = piece;
+        while !piece.is_empty() {
+            let n = reader.feed(piece);
+            piece = &piece[n..];
+            loop {
+                match reader.next_frame() {
+                    Ok(Some(Incoming::Frame(f))) => {
+                        let (code, channel) = (f.code as u8, f.channel);
+                        let payload = if direct {
+                            reader.take_payload()
+                        } else {
+                            f.payload.to_vec()
+                        };
+                        got.push(Ok((code, channel, payload)));
+                    }
+                    Ok(Some(Incoming::Oversized(h))) => got.push(Err((h.channel, h.len))),
+                    Ok(None) => break,
+                    Err(_) => return (got, true),
+                }
+            }
+            assert!(reader.capacity() == usize::MAX || reader.buffered() <= reader.capacity());
+        }
+    }
+    (got, false)
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&step, stream)) = data.split_first() else {
@@ -18,7 +60,7 @@ fuzz_target!(|data: &[u8]| {
     loop {
         match parse_frame(rest, MAX) {
             Ok(Parsed::Complete(f, used)) => {
-                expected.push((f.code, f.channel, f.payload.to_vec()));
+                expected.push((f.code as u8, f.channel, f.payload.to_vec()));
                 rest = &rest[used..];
             }
             Ok(Parsed::Partial(_)) => break,
@@ -29,30 +71,41 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let chunk = usize::from(step % 17) + 1;
-    let mut reader = FrameReader::new(FixedBuf::<{ 9 + MAX as usize }>::new(), MAX);
-    let mut got = Vec::new();
-    let mut failed = false;
-    'outer: for piece in stream.chunks(chunk) {
-        let mut piece = piece;
-        while !piece.is_empty() {
-            let n = reader.feed(piece);
-            piece = &piece[n..];
-            loop {
-                match reader.next_frame() {
-                    Ok(Some(f)) => got.push((f.code, f.channel, f.payload.to_vec())),
-                    Ok(None) => break,
-                    Err(_) => {
-                        failed = true;
-                        break 'outer;
-                    }
+    let whole: Vec<Seen> = expected.iter().cloned().map(Ok).collect();
+
+    let big = FrameReader::new(FixedBuf::<{ 9 + MAX as usize }>::new(), MAX);
+    let (got, failed) = run(big, stream, chunk, false);
+    assert_eq!(failed, fails, "chunked reader and whole parse disagree on errors");
+    assert_eq!(got, whole);
+
+    let grow = FrameReader::new(GrowBuf::new(), MAX).with_direct_payloads(16);
+    let (got, failed) = run(grow, stream, chunk, true);
+    assert_eq!(failed, fails);
+    assert_eq!(got, whole);
+
+    let small = FrameReader::new(FixedBuf::<SMALL>::new(), MAX);
+    let (got, failed) = run(small, stream, chunk, false);
+    let mut skipped: Vec<Seen> = expected
+        .iter()
+        .map(|(code, channel, payload)| {
+            if payload.len() + 9 > SMALL {
+                Err((*channel, payload.len() as u32))
+            } else {
+                Ok((*code, *channel, payload.clone()))
+            }
+        })
+        .collect();
+    // A frame cut short by the end of the stream is reported as oversized as soon as its
+    // header is in, when the small buffer could not hold it whole.
+    if !fails {
+        if let Some(head) = rest.first_chunk::<9>() {
+            if let Ok(h) = execnet_core::frame::Header::parse(head, MAX) {
+                if h.len as usize + 9 > SMALL {
+                    skipped.push(Err((h.channel, h.len)));
                 }
             }
-            assert!(reader.buffered() <= 9 + MAX as usize);
         }
     }
-    assert_eq!(
-        failed, fails,
-        "chunked reader and whole parse disagree on errors"
-    );
-    assert_eq!(got, expected);
+    assert_eq!(failed, fails);
+    assert_eq!(got, skipped);
 });

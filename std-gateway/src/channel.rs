@@ -1,8 +1,11 @@
-//! Channels: bidirectional, ordered streams of values between this process and code
-//! running in a worker.
+//! Channels: bidirectional, ordered streams of values between this process and code at
+//! the other end of a gateway. One type serves both roles: the master's channels
+//! ([`Gateway::remote_exec`](crate::Gateway::remote_exec)) and the channels a Rust
+//! worker's functions talk over ([`Worker`](crate::worker::Worker)).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -13,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Death, Error, RemoteError, Result};
-use crate::gateway::Shared;
+use crate::session::{guarded, Budget, Ending, Session};
 
 /// How a channel's receiving side ended.
 #[derive(Clone, Debug)]
@@ -22,6 +25,8 @@ pub(crate) enum End {
     Closed,
     /// The peer closed it with this traceback.
     Error(String),
+    /// This side ended it with an error (a callback failed, a message was refused).
+    Failed(String),
     /// The gateway died.
     Died(Death),
 }
@@ -29,39 +34,47 @@ pub(crate) enum End {
 /// A callback that receives a channel's values on the gateway's reader thread.
 pub type Callback = Box<dyn FnMut(Value) + Send>;
 
-pub(crate) struct Queue {
+struct Queue {
     items: VecDeque<(Vec<u8>, StrConfig)>,
+    /// Bytes of `items`, counted against the session's budget.
+    bytes: usize,
     end: Option<End>,
+    /// Set once a callback is installed, also while it runs (when `callback` is out).
+    has_callback: bool,
     callback: Option<Callback>,
     endmarker: Option<Value>,
     /// We closed it (or sent our last message): sending is an error.
     sent_close: bool,
 }
 
-/// Per-channel state shared between handles and the reader thread.
+/// A channel's receiving side: the values that wait, how it ended, its callback.
 pub(crate) struct ChanState {
     q: Mutex<Queue>,
     cv: Condvar,
     /// Set while values (or the end) wait in the queue: lets a receiver poll without
     /// the lock.
-    ready: std::sync::atomic::AtomicBool,
+    ready: AtomicBool,
+    budget: Arc<Budget>,
 }
 
 /// How long a receiver polls before it sleeps.
 const SPIN: Duration = Duration::from_micros(50);
 
 impl ChanState {
-    pub(crate) fn new() -> Arc<ChanState> {
+    pub(crate) fn new(budget: Arc<Budget>) -> Arc<ChanState> {
         Arc::new(ChanState {
             q: Mutex::new(Queue {
                 items: VecDeque::new(),
+                bytes: 0,
                 end: None,
+                has_callback: false,
                 callback: None,
                 endmarker: None,
                 sent_close: false,
             }),
             cv: Condvar::new(),
-            ready: std::sync::atomic::AtomicBool::new(false),
+            ready: AtomicBool::new(false),
+            budget,
         })
     }
 
@@ -93,37 +106,113 @@ impl ChanState {
         }
     }
 
-    /// Called by the reader thread with a new value.
-    /// Returns `false` when a callback took the value (it is then not queued).
-    pub(crate) fn deliver(&self, payload: Vec<u8>, config: StrConfig, limits: &Limits) -> bool {
+    /// Called by the reader thread with a new value: queued, or handed to the callback
+    /// with no lock held (so that the callback may use its own channel). A callback that
+    /// panics, or a value it cannot be given because it does not decode, closes this
+    /// channel with an error; the gateway goes on.
+    pub(crate) fn deliver(
+        &self,
+        session: &Arc<Session>,
+        id: i32,
+        payload: Vec<u8>,
+        config: StrConfig,
+    ) -> std::result::Result<(), Ending> {
         let mut q = self.lock();
-        if let Some(cb) = q.callback.as_mut() {
-            if let Ok(v) = decode_value(&payload, config, limits) {
-                cb(v);
+        if q.has_callback {
+            let mut cb = q.callback.take();
+            drop(q);
+            let outcome = match decode_value(&payload, config, &session.limits) {
+                Ok(v) => match cb.as_mut() {
+                    Some(cb) => guarded(|| cb(v))
+                        .map_err(|p| format!("RuntimeError: the channel callback panicked: {p}")),
+                    None => Ok(()),
+                },
+                Err(e) => Err(format!(
+                    "RuntimeError: a value for the channel callback did not decode: {e}"
+                )),
+            };
+            self.restore_callback(cb);
+            if let Err(text) = outcome {
+                session.fail_channel(id, self, text);
             }
-            return false;
+            return Ok(());
         }
+        if !self.budget.take(payload.len()) {
+            self.budget.give(payload.len());
+            return Err(Ending {
+                kind: crate::DeathKind::Overflow,
+                cause: format!(
+                    "{} sent more than {} bytes that were not received",
+                    session.peer,
+                    session.budget_max()
+                ),
+            });
+        }
+        q.bytes += payload.len();
         q.items.push_back((payload, config));
-        self.ready.store(true, std::sync::atomic::Ordering::Release);
+        self.ready.store(true, Ordering::Release);
         self.cv.notify_all();
-        true
+        Ok(())
     }
 
-    /// Called by the reader thread when the receiving side ends.
+    /// Puts a callback back after it ran; if the channel ended meanwhile, hands it the
+    /// end marker now.
+    fn restore_callback(&self, cb: Option<Callback>) {
+        let mut q = self.lock();
+        if q.end.is_some() {
+            let marker = q.endmarker.take();
+            drop(q);
+            if let (Some(mut cb), Some(marker)) = (cb, marker) {
+                let _ = guarded(|| cb(marker));
+            }
+            return;
+        }
+        if q.callback.is_none() {
+            q.callback = cb;
+        }
+    }
+
+    /// Ends the receiving side (the first end counts); a callback gets the end marker.
     pub(crate) fn finish(&self, end: End) {
         let mut q = self.lock();
         if q.end.is_none() {
             q.end = Some(end);
         }
-        self.ready.store(true, std::sync::atomic::Ordering::Release);
-        if q.callback.is_some() {
-            if let Some(marker) = q.endmarker.take() {
-                if let Some(cb) = q.callback.as_mut() {
-                    cb(marker);
-                }
-            }
-        }
+        self.ready.store(true, Ordering::Release);
+        let marker = if q.callback.is_some() {
+            q.endmarker.take()
+        } else {
+            None
+        };
+        let cb = marker.as_ref().and_then(|_| q.callback.take());
+        drop(q);
         self.cv.notify_all();
+        if let (Some(mut cb), Some(marker)) = (cb, marker) {
+            let _ = guarded(|| cb(marker));
+        }
+    }
+
+    /// Drops the values nobody will receive, giving their bytes back.
+    fn clear(&self) {
+        let mut q = self.lock();
+        q.items.clear();
+        self.budget.give(std::mem::take(&mut q.bytes));
+    }
+
+    /// Takes the next value, or the reason there is none.
+    fn pop(&self, q: &mut Queue) -> Option<(Vec<u8>, StrConfig)> {
+        let item = q.items.pop_front()?;
+        q.bytes -= item.0.len();
+        self.budget.give(item.0.len());
+        self.ready
+            .store(!q.items.is_empty() || q.end.is_some(), Ordering::Release);
+        Some(item)
+    }
+}
+
+impl Drop for ChanState {
+    fn drop(&mut self) {
+        self.clear();
     }
 }
 
@@ -139,12 +228,13 @@ fn end_error(end: &End) -> Error {
         End::Error(tb) => Error::Remote(RemoteError {
             traceback: tb.clone(),
         }),
+        End::Failed(text) => Error::ChannelFailed(text.clone()),
         End::Died(d) => Error::GatewayDied(d.clone()),
     }
 }
 
 struct Handle {
-    gw: Arc<Shared>,
+    session: Arc<Session>,
     id: i32,
     st: Arc<ChanState>,
 }
@@ -153,19 +243,22 @@ impl Drop for Handle {
     fn drop(&mut self) {
         let q = self.st.lock();
         let open = !q.sent_close && q.end.is_none();
-        let has_cb = q.callback.is_some();
+        let has_cb = q.has_callback;
         drop(q);
-        if open {
+        if open && self.session.dead().is_none() {
             // A channel dropped while open tells the peer: with a callback it keeps
-            // receiving, so only our sending ends.
-            let _ = if has_cb {
-                self.gw.send_last_message(self.id)
+            // receiving, so only our sending ends. Written in the background: a drop must
+            // not block behind a full pipe.
+            let id = self.id;
+            if has_cb {
+                self.session.queue_and_flush(|e| e.last_message(id));
             } else {
-                self.gw.send_close(self.id, None)
-            };
+                self.session
+                    .queue_and_flush(|e| e.close(id, None).map(|_| ()));
+            }
         }
         if !has_cb {
-            self.gw.forget_channel(self.id);
+            self.st.clear();
         }
     }
 }
@@ -180,24 +273,28 @@ pub struct Channel {
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<Channel id={} gateway={}>", self.h.id, self.h.gw.id)
+        write!(
+            f,
+            "<Channel id={} gateway={}>",
+            self.h.id, self.h.session.name
+        )
     }
 }
 
 impl Channel {
-    pub(crate) fn new(gw: Arc<Shared>, id: i32, st: Arc<ChanState>) -> Channel {
+    pub(crate) fn new(session: Arc<Session>, id: i32, st: Arc<ChanState>) -> Channel {
         Channel {
-            h: Arc::new(Handle { gw, id, st }),
+            h: Arc::new(Handle { session, id, st }),
         }
     }
 
-    /// The channel id (odd: opened by this side; even: by the worker).
+    /// The channel id (odd: opened by the master; even: by the worker).
     pub fn id(&self) -> i32 {
         self.h.id
     }
 
     /// A value for [`send_value`](Self::send_value) that refers to this channel, so that
-    /// the worker receives it as a channel object.
+    /// the other end receives it as a channel object.
     pub fn as_value(&self) -> Value {
         Value::Channel(self.h.id)
     }
@@ -226,32 +323,23 @@ impl Channel {
     /// Sends anything that implements [`Encode`].
     pub fn send_encoded<E: Encode + ?Sized>(&self, value: &E) -> Result<()> {
         self.check_sendable()?;
-        self.h.gw.send_data(self.h.id, value)
+        self.h.session.send_value(self.h.id, value)
     }
 
     fn receive_raw(&self, timeout: Option<Duration>) -> Result<(Vec<u8>, StrConfig)> {
+        let st = &self.h.st;
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut spun = false;
-        let mut q = self.h.st.lock();
+        let mut q = st.lock();
         loop {
-            if let Some(item) = q.items.pop_front() {
-                self.h
-                    .st
-                    .ready
-                    .store(!q.items.is_empty(), std::sync::atomic::Ordering::Release);
-                self.h
-                    .gw
-                    .queued
-                    .fetch_sub(item.0.len(), std::sync::atomic::Ordering::SeqCst);
+            if let Some(item) = st.pop(&mut q) {
                 return Ok(item);
             }
             if let Some(end) = &q.end {
                 return Err(end_error(end));
             }
-            if q.callback.is_some() {
-                return Err(Error::Other(
-                    "channel has a callback: values go to it, not to receive()".into(),
-                ));
+            if q.has_callback {
+                return Err(Error::HasCallback);
             }
             if !spun {
                 // A reply often arrives within microseconds: polling briefly before
@@ -261,20 +349,20 @@ impl Channel {
                 let start = Instant::now();
                 while start.elapsed() < SPIN {
                     std::thread::yield_now();
-                    if self.h.st.ready.load(std::sync::atomic::Ordering::Acquire) {
+                    if st.ready.load(Ordering::Acquire) {
                         break;
                     }
                 }
-                q = self.h.st.lock();
+                q = st.lock();
                 continue;
             }
-            q = self.h.st.wait(q, deadline, timeout)?;
+            q = st.wait(q, deadline, timeout)?;
         }
     }
 
     /// Receives the next value as a `T`, waiting as long as it takes. Ends with
     /// [`Error::Eof`] when the channel is closed, [`Error::Remote`] when the remote code
-    /// failed, [`Error::GatewayDied`] when the worker is gone.
+    /// failed, [`Error::GatewayDied`] when the other end is gone.
     pub fn receive<T: DeserializeOwned>(&self) -> Result<T> {
         self.receive_opt(None)
     }
@@ -287,7 +375,8 @@ impl Channel {
     fn receive_opt<T: DeserializeOwned>(&self, timeout: Option<Duration>) -> Result<T> {
         let (payload, config) = self.receive_raw(timeout)?;
         let mut nodes: Vec<Node<'_>> = Vec::new();
-        let v = execnet_core::decode::decode_internal(&payload, &mut nodes, &self.h.gw.limits)?;
+        let v =
+            execnet_core::decode::decode_internal(&payload, &mut nodes, &self.h.session.limits)?;
         Ok(execnet_core::serde::from_value(v, config)?)
     }
 
@@ -304,7 +393,10 @@ impl Channel {
         timeout: Option<Duration>,
     ) -> Result<(Value, StrConfig)> {
         let (payload, config) = self.receive_raw(timeout)?;
-        Ok((decode_value(&payload, config, &self.h.gw.limits)?, config))
+        Ok((
+            decode_value(&payload, config, &self.h.session.limits)?,
+            config,
+        ))
     }
 
     /// Iterates over received values until the channel closes; a failure (remote error,
@@ -365,9 +457,11 @@ impl Channel {
                 return Ok(());
             }
             q.end = Some(End::Closed);
+            self.h.st.ready.store(true, Ordering::Release);
             self.h.st.cv.notify_all();
         }
-        self.h.gw.send_close(self.h.id, error)
+        let id = self.h.id;
+        self.h.session.transmit(|e| e.close(id, error).map(|_| ()))
     }
 
     /// Announces that this side will send no more; it can still receive.
@@ -379,7 +473,8 @@ impl Channel {
             }
             q.sent_close = true;
         }
-        self.h.gw.send_last_message(self.h.id)
+        let id = self.h.id;
+        self.h.session.transmit(|e| e.last_message(id))
     }
 
     /// Whether the receiving side has ended (closed, failed, or the gateway died).
@@ -403,46 +498,57 @@ impl Channel {
         }
     }
 
-    /// Hands every value (those already queued first) to `callback` on the gateway's
-    /// reader thread; when the channel ends, `endmarker` (if given) is handed over last.
+    /// Hands every value (those already queued first) to `callback`, on the gateway's
+    /// reader thread and with no lock held, so that the callback may send on this very
+    /// channel; when the channel ends, `endmarker` (if given) is handed over last. A
+    /// callback that panics closes this channel with an error naming the panic (the
+    /// gateway and its other channels go on); so does a value that does not decode.
     pub fn set_callback<F: FnMut(Value) + Send + 'static>(
         &self,
         callback: F,
         endmarker: Option<Value>,
     ) -> Result<()> {
         let mut cb: Callback = Box::new(callback);
-        let mut q = self.h.st.lock();
-        if q.callback.is_some() {
-            return Err(Error::Other("channel already has a callback".into()));
+        let st = &self.h.st;
+        let limits = self.h.session.limits;
+        let mut q = st.lock();
+        if q.has_callback {
+            return Err(Error::HasCallback);
         }
-        let limits = self.h.gw.limits;
-        while let Some((payload, config)) = q.items.pop_front() {
-            self.h
-                .gw
-                .queued
-                .fetch_sub(payload.len(), std::sync::atomic::Ordering::SeqCst);
-            if let Ok(v) = decode_value(&payload, config, &limits) {
-                cb(v);
+        // What waits already goes first, in order; the lock is let go around each call.
+        while let Some((payload, config)) = st.pop(&mut q) {
+            drop(q);
+            let outcome = match decode_value(&payload, config, &limits) {
+                Ok(v) => guarded(|| cb(v))
+                    .map_err(|p| format!("RuntimeError: the channel callback panicked: {p}")),
+                Err(e) => Err(format!(
+                    "RuntimeError: a value for the channel callback did not decode: {e}"
+                )),
+            };
+            if let Err(text) = outcome {
+                self.h.session.fail_channel(self.h.id, st, text);
             }
+            q = st.lock();
         }
         if q.end.is_some() {
+            drop(q);
             if let Some(marker) = endmarker {
-                cb(marker);
+                let _ = guarded(|| cb(marker));
             }
             return Ok(());
         }
+        q.has_callback = true;
         q.callback = Some(cb);
         q.endmarker = endmarker;
         Ok(())
     }
 
     /// Sets the string config for this channel on both ends: how this side loads what
-    /// comes on it, and (through RECONFIGURE) how the worker loads what we send.
+    /// comes on it, and (through RECONFIGURE) how the other end loads what we send.
     pub fn reconfigure(&self, py2str_as_py3str: bool, py3str_as_py2str: bool) -> Result<()> {
-        self.h.gw.reconfigure(
-            Some(self.h.id),
-            StrConfig::new(py2str_as_py3str, py3str_as_py2str),
-        )
+        let id = self.h.id;
+        let config = StrConfig::new(py2str_as_py3str, py3str_as_py2str);
+        self.h.session.transmit(|e| e.reconfigure(Some(id), config))
     }
 
     /// A reader over the bytes and strings the peer sends (Python's

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use execnet_core::engine::EngineError;
+use execnet_core::engine::{ProtocolError, SendError};
 use execnet_core::{DecodeError, EncodeError};
 
 use crate::process::Exit;
@@ -120,13 +120,23 @@ pub enum Error {
     /// The gateway's connection ended (the worker died, exited or misbehaved).
     GatewayDied(Death),
     /// The peer broke the protocol.
-    Protocol(EngineError),
+    Protocol(ProtocolError),
     /// A value could not be decoded.
     Decode(DecodeError),
     /// A value could not be encoded.
     Encode(EncodeError),
     /// Socket or pipe failure.
     Io(io::Error),
+    /// No channel with this id is open on the gateway.
+    UnknownChannel(i32),
+    /// The channel has a callback: its values go there, not to `receive`, and it cannot
+    /// take a second one.
+    HasCallback,
+    /// This side ended the channel with an error: a callback panicked, a value for the
+    /// callback did not decode, or a message on it was refused.
+    ChannelFailed(String),
+    /// The protocol state does not allow the request (for example, too many channels).
+    NotAllowed(SendError),
     /// A server refused us (wrong or missing secret).
     Refused(String),
     /// Anything else, with a description.
@@ -153,6 +163,12 @@ impl fmt::Display for Error {
             Error::Decode(e) => write!(f, "cannot decode value: {e}"),
             Error::Encode(e) => write!(f, "cannot encode value: {e}"),
             Error::Io(e) => write!(f, "i/o error: {e}"),
+            Error::UnknownChannel(id) => write!(f, "no channel {id} is open on this gateway"),
+            Error::HasCallback => {
+                f.write_str("the channel has a callback: its values go to the callback")
+            }
+            Error::ChannelFailed(text) => write!(f, "channel failed: {text}"),
+            Error::NotAllowed(e) => write!(f, "not allowed: {e}"),
             Error::Refused(why) => write!(f, "connection refused by server: {why}"),
             Error::Other(s) => f.write_str(s),
         }

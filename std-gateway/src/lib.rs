@@ -41,6 +41,7 @@ pub mod literal;
 pub mod multi;
 pub mod process;
 pub mod serve;
+mod session;
 pub mod spec;
 pub mod transport;
 mod via;

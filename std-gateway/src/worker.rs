@@ -2,195 +2,50 @@
 //! execnet master (or ours) can call registered Rust functions.
 //!
 //! A CHANNEL_EXEC request names the function in `call_name`; its keyword arguments
-//! arrive as a dict and the function talks to the master over a [`WorkerChannel`]. The
+//! arrive as a dict and the function talks to the master over a [`Channel`], the same
+//! type a master's code uses. The
 //! source code in the request is not executed (there is no Python here): a request
 //! without a known `call_name` closes its channel with an error naming the functions
 //! that exist. STATUS is answered; GATEWAY_TERMINATE or the end of input stops the
 //! worker.
 //!
-//! The protocol logic is the sans-IO [`Engine`] of `execnet-core`, the same one a
-//! microcontroller would drive over a UART; this module only adds threads and IO.
+//! The protocol logic is the sans-IO [`Engine`](execnet_core::engine::Engine) of
+//! `execnet-core`, the same one a microcontroller drives over a UART, run by the session
+//! the master uses too; this module only adds the function table and a thread per call.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::thread;
 
-use execnet_core::encode::Encode;
-use execnet_core::engine::{ChannelState, Engine, Event, ExecRequest, Role};
-use execnet_core::frame::{push_value_frame, Frame, Header, MsgCode, HEADER_LEN};
-use execnet_core::serde::Serde;
+use execnet_core::engine::{ExecRequest, Role};
 use execnet_core::{Limits, StrConfig, Value, ValueRef};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
+use crate::channel::Channel;
 use crate::error::{Error, Result};
+use crate::session::{guarded, Session, SessionConfig};
 
 /// A registered function: gets the channel and the keyword arguments (a dict); an
 /// `Err` text becomes the master's RemoteError.
-pub type Function =
-    Arc<dyn Fn(&WorkerChannel, Value) -> std::result::Result<(), String> + Send + Sync>;
-
-type Table = BTreeMap<i32, ChannelState>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-struct Link {
-    engine: Mutex<Engine<Table>>,
-    writer: Mutex<Box<dyn Write + Send>>,
-    queues: Mutex<HashMap<i32, Arc<Inbox>>>,
-    executing: AtomicUsize,
-    limits: Limits,
-}
-
-impl Link {
-    fn write(&self, build: impl FnOnce(&mut Engine<Table>) -> Result<Vec<u8>>) -> Result<()> {
-        let mut w = lock(&self.writer);
-        let bytes = build(&mut lock(&self.engine))?;
-        w.write_all(&bytes)?;
-        w.flush()?;
-        Ok(())
-    }
-
-    fn close(&self, id: i32, error: Option<&str>) -> Result<()> {
-        self.write(|engine| {
-            let mut out = Vec::new();
-            match error {
-                None => out.extend_from_slice(
-                    &engine.close(id, None).map_err(Error::Protocol)?.to_bytes(),
-                ),
-                Some(text) => {
-                    let payload = execnet_core::encode::to_vec(
-                        &ValueRef::Str(execnet_core::value::PyStr::Py3(text)),
-                        execnet_core::Envelope::Internal,
-                    )?;
-                    let h = engine
-                        .close(id, Some(payload.len()))
-                        .map_err(Error::Protocol)?;
-                    out.extend_from_slice(&h.to_bytes());
-                    out.extend_from_slice(&payload);
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    fn inbox(&self, id: i32) -> Arc<Inbox> {
-        lock(&self.queues)
-            .entry(id)
-            .or_insert_with(Inbox::new)
-            .clone()
-    }
-}
-
-/// Values waiting, and how the channel ended (`Some(None)`: closed; `Some(Some(text))`:
-/// closed with an error).
-type InboxState = (VecDeque<(Vec<u8>, StrConfig)>, Option<Option<String>>);
-
-struct Inbox {
-    q: Mutex<InboxState>,
-    cv: Condvar,
-}
-
-impl Inbox {
-    fn new() -> Arc<Inbox> {
-        Arc::new(Inbox {
-            q: Mutex::new((VecDeque::new(), None)),
-            cv: Condvar::new(),
-        })
-    }
-    fn push(&self, item: (Vec<u8>, StrConfig)) {
-        lock(&self.q).0.push_back(item);
-        self.cv.notify_all();
-    }
-    fn end(&self, error: Option<String>) {
-        let mut q = lock(&self.q);
-        if q.1.is_none() {
-            q.1 = Some(error);
-        }
-        self.cv.notify_all();
-    }
-}
-
-/// The worker side of a channel, handed to a registered function.
-pub struct WorkerChannel {
-    id: i32,
-    link: Arc<Link>,
-    inbox: Arc<Inbox>,
-}
-
-impl WorkerChannel {
-    /// The channel id.
-    pub fn id(&self) -> i32 {
-        self.id
-    }
-
-    /// Sends a value with its exact kinds.
-    pub fn send_value(&self, value: &Value) -> Result<()> {
-        self.send_encoded(value)
-    }
-
-    /// Sends any `Serialize` value.
-    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
-        self.send_encoded(&Serde(value))
-    }
-
-    fn send_encoded<E: Encode + ?Sized>(&self, value: &E) -> Result<()> {
-        let mut bytes = Vec::new();
-        push_value_frame(&mut bytes, MsgCode::ChannelData, self.id, value)?;
-        self.link.write(|engine| {
-            engine
-                .data(self.id, bytes.len() - HEADER_LEN)
-                .map_err(|_| Error::Closed)?;
-            Ok(bytes)
-        })
-    }
-
-    fn receive_raw(&self) -> Result<(Vec<u8>, StrConfig)> {
-        let mut q = lock(&self.inbox.q);
-        loop {
-            if let Some(item) = q.0.pop_front() {
-                return Ok(item);
-            }
-            match &q.1 {
-                Some(None) => return Err(Error::Eof),
-                Some(Some(tb)) => {
-                    return Err(Error::Remote(crate::RemoteError {
-                        traceback: tb.clone(),
-                    }))
-                }
-                None => {}
-            }
-            q = self.inbox.cv.wait(q).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    /// Receives the next value; [`Error::Eof`] once the master closed the channel.
-    pub fn receive_value(&self) -> Result<Value> {
-        let (payload, config) = self.receive_raw()?;
-        let mut nodes = Vec::new();
-        let v = execnet_core::decode::decode_internal(&payload, &mut nodes, &self.link.limits)?;
-        Ok(Value::from_ref(&v, config))
-    }
-
-    /// Receives the next value as a `T`.
-    pub fn receive<T: DeserializeOwned>(&self) -> Result<T> {
-        let (payload, config) = self.receive_raw()?;
-        let mut nodes = Vec::new();
-        let v = execnet_core::decode::decode_internal(&payload, &mut nodes, &self.link.limits)?;
-        Ok(execnet_core::serde::from_value(v, config)?)
-    }
-}
+pub type Function = Arc<dyn Fn(&Channel, Value) -> std::result::Result<(), String> + Send + Sync>;
 
 /// A table of Rust functions served over the execnet protocol.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Worker {
     functions: HashMap<String, Function>,
     limits: Limits,
+    max_queued: usize,
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Worker {
+            functions: HashMap::new(),
+            limits: Limits::DEFAULT,
+            max_queued: 256 << 20,
+        }
+    }
 }
 
 impl Worker {
@@ -202,7 +57,7 @@ impl Worker {
     /// Registers `f` under `name` (the `call_name` a master sends).
     pub fn register<F>(&mut self, name: &str, f: F) -> &mut Self
     where
-        F: Fn(&WorkerChannel, Value) -> std::result::Result<(), String> + Send + Sync + 'static,
+        F: Fn(&Channel, Value) -> std::result::Result<(), String> + Send + Sync + 'static,
     {
         self.functions.insert(name.into(), Arc::new(f));
         self
@@ -234,69 +89,34 @@ impl Worker {
     }
 
     /// Serves the protocol (after any handshake) until GATEWAY_TERMINATE or the end of
-    /// input.
-    pub fn serve<R: Read, W: Write + Send + 'static>(&self, input: R, output: W) -> Result<()> {
-        let link = Arc::new(Link {
-            engine: Mutex::new(Engine::new(Role::Worker, Table::new())),
-            writer: Mutex::new(Box::new(output)),
-            queues: Mutex::new(HashMap::new()),
-            executing: AtomicUsize::new(0),
+    /// input. Calls run on threads of their own; when the connection ends, their channels
+    /// fail, so that a call blocked on its channel returns.
+    pub fn serve<R: Read, W: Write + Send + 'static>(&self, mut input: R, output: W) -> Result<()> {
+        let session = Session::new(SessionConfig {
+            name: "worker".into(),
+            role: Role::Worker,
+            output: Box::new(output),
             limits: self.limits,
+            max_queued: self.max_queued,
+            process: None,
+            closer: None,
         });
-        let mut input = BufReader::with_capacity(1 << 16, input);
-        let mut head = [0u8; HEADER_LEN];
-        loop {
-            match input.read_exact(&mut head) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) => return Err(e.into()),
-            }
-            let header = Header::parse(&head, self.limits.max_message)
-                .map_err(|e| Error::Protocol(e.into()))?;
-            let mut payload = vec![0u8; header.len as usize];
-            input.read_exact(&mut payload)?;
-            let frame = Frame {
-                code: header.code,
-                channel: header.channel,
-                payload: &payload,
-            };
-            let event = lock(&link.engine)
-                .handle_frame(frame)
-                .map_err(Error::Protocol)?;
-            match event {
-                Event::StatusRequest { channel } => {
-                    let executing = link.executing.load(Ordering::SeqCst);
-                    link.write(|engine| {
-                        let mut out = Vec::new();
-                        engine.status_reply(channel, executing, &mut out)?;
-                        Ok(out)
-                    })?;
-                }
-                Event::Exec { channel, payload } => self.exec(&link, channel, payload),
-                Event::Data {
-                    channel,
-                    payload,
-                    config,
-                } => link.inbox(channel).push((payload.to_vec(), config)),
-                Event::Closed { channel, error } => {
-                    let text = error.map(|p| {
-                        let mut nodes = Vec::new();
-                        match execnet_core::decode::decode_internal(p, &mut nodes, &Limits::DEFAULT)
-                        {
-                            Ok(ValueRef::Str(s)) => s.chars().collect(),
-                            _ => String::from("<undecodable error>"),
-                        }
-                    });
-                    link.inbox(channel).end(text);
-                }
-                Event::LastMessage { channel } => link.inbox(channel).end(None),
-                Event::Terminate => return Ok(()),
-                Event::Reconfigure { .. } | Event::Dropped { .. } => {}
-            }
+        let on_exec =
+            |s: &Arc<Session>, channel: i32, payload: &[u8]| self.exec(s, channel, payload);
+        let ending = session.run_reader(&mut input, Some(&on_exec));
+        let death = session.death_report(ending.kind, ending.cause.clone());
+        session.die(death);
+        // Whatever the reader queued last (a STATUS answer) still goes out.
+        let _ = session.transmit(|_| Ok(()));
+        match ending.kind {
+            crate::DeathKind::Closed | crate::DeathKind::Terminated => Ok(()),
+            _ => Err(Error::GatewayDied(
+                session.death_report(ending.kind, ending.cause),
+            )),
         }
     }
 
-    fn exec(&self, link: &Arc<Link>, channel: i32, payload: &[u8]) {
+    fn exec(&self, session: &Arc<Session>, channel: i32, payload: &[u8]) {
         let mut nodes = Vec::new();
         let request = ExecRequest::decode(payload, &mut nodes, &self.limits);
         let (name, kwargs) = match request {
@@ -307,7 +127,8 @@ impl Worker {
                     .unwrap_or(Value::Dict(Vec::new())),
             ),
             Err(e) => {
-                let _ = link.close(channel, Some(&format!("bad CHANNEL_EXEC request: {e}")));
+                let text = format!("RuntimeError: bad CHANNEL_EXEC request: {e}");
+                session.queue_and_flush(|eng| eng.close(channel, Some(&text)).map(|_| ()));
                 return;
             }
         };
@@ -323,36 +144,34 @@ impl Worker {
                     self.names().join(", ")
                 ),
             };
-            let _ = link.close(channel, Some(&text));
+            session.queue_and_flush(|eng| eng.close(channel, Some(&text)).map(|_| ()));
             return;
         };
-        let ch = WorkerChannel {
-            id: channel,
-            link: link.clone(),
-            inbox: link.inbox(channel),
+        let Some(st) = session.chan(channel) else {
+            return;
         };
-        let outer = link.clone();
-        let link = link.clone();
-        link.executing.fetch_add(1, Ordering::SeqCst);
+        let ch = Channel::new(session.clone(), channel, st);
+        session.executing.fetch_add(1, Ordering::SeqCst);
+        let running = session.clone();
         let spawned = thread::Builder::new()
             .name(format!("execnet-exec-{channel}"))
             .spawn(move || {
-                let outcome = catch_unwind(AssertUnwindSafe(|| function(&ch, kwargs)));
-                link.executing.fetch_sub(1, Ordering::SeqCst);
-                let error = match outcome {
-                    Ok(Ok(())) => None,
-                    Ok(Err(text)) => Some(text),
-                    Err(_) => Some("RuntimeError: the Rust function panicked".to_string()),
+                let outcome = guarded(|| function(&ch, kwargs));
+                running.executing.fetch_sub(1, Ordering::SeqCst);
+                let result = match outcome {
+                    Ok(Ok(())) => ch.close(),
+                    Ok(Err(text)) => ch.close_with_error(&text),
+                    Err(p) => ch.close_with_error(&format!(
+                        "RuntimeError: the Rust function panicked: {p}"
+                    )),
                 };
-                let _ = link.close(ch.id, error.as_deref());
-                lock(&link.queues).remove(&ch.id);
+                // The master may be gone already; nothing is left to tell it.
+                let _ = result;
             });
         if let Err(e) = spawned {
-            outer.executing.fetch_sub(1, Ordering::SeqCst);
-            let _ = outer.close(
-                channel,
-                Some(&format!("RuntimeError: cannot start a thread: {e}")),
-            );
+            session.executing.fetch_sub(1, Ordering::SeqCst);
+            let text = format!("RuntimeError: cannot start a thread: {e}");
+            session.queue_and_flush(|eng| eng.close(channel, Some(&text)).map(|_| ()));
         }
     }
 }

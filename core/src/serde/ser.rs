@@ -1,6 +1,6 @@
 //! `Serialize` types into execnet values.
 
-use core::fmt::{self, Write as _};
+use core::fmt;
 
 use ::serde::ser::{self, Serialize};
 
@@ -38,29 +38,6 @@ impl<'e, S: Sink> Serializer<'e, S> {
     /// A serializer writing through `e`.
     pub fn new(e: &'e mut Encoder<S>) -> Self {
         Serializer { e }
-    }
-}
-
-/// Counts the UTF-8 length of formatted text.
-struct Count(usize);
-impl fmt::Write for Count {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0 += s.len();
-        Ok(())
-    }
-}
-
-/// Streams formatted text into a sink, remembering the first sink error.
-struct Stream<'e, S> {
-    e: &'e mut Encoder<S>,
-    err: Option<EncodeError>,
-}
-impl<S: Sink> fmt::Write for Stream<'_, S> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.e.raw(s.as_bytes()).map_err(|err| {
-            self.err = Some(err);
-            fmt::Error
-        })
     }
 }
 
@@ -257,20 +234,7 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         })
     }
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), EncodeError> {
-        // The length goes before the text, so format once to count and once to write.
-        let mut count = Count(0);
-        write!(count, "{value}").map_err(|_| EncodeError::Unsupported("a failing Display"))?;
-        self.e.str_header(count.0)?;
-        let mut stream = Stream {
-            e: &mut *self.e,
-            err: None,
-        };
-        if write!(stream, "{value}").is_err() {
-            return Err(stream
-                .err
-                .unwrap_or(EncodeError::Unsupported("a failing Display")));
-        }
-        Ok(())
+        self.e.str_display(value)
     }
 }
 
