@@ -1,44 +1,154 @@
-//! The gateway API suite over pipes, against every interpreter the machine has: CPython
-//! 2.7 and 3.6 to 3.13, PyPy3 and Jython, each through our own agent.
+//! The gateway API suite over pipes, one test per behaviour and interpreter: CPython 2.7
+//! and 3.6 to 3.13, PyPy3 and Jython, each through our own agent. Behaviours that leave
+//! a gateway as they found it share one gateway per interpreter (so that Jython starts a
+//! few times, not once per test); reconfigure and exit get gateways of their own.
 
-use execnet::Group;
-use execnet_tests::{interp, suite};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
-fn api_suite(name: &str) {
+use execnet::{Gateway, Group};
+use execnet_tests::interp;
+use execnet_tests::suite::{self, Behaviour, Ctx};
+
+fn ctx(py: &interp::Interp) -> Ctx {
+    Ctx {
+        name: py.name.clone(),
+        py2: matches!(py.family, interp::Family::CPython2 | interp::Family::Jython),
+        local: true,
+    }
+}
+
+fn spec(py: &interp::Interp) -> String {
+    format!("popen//python={}", py.path.display())
+}
+
+/// One group holding the shared gateway of every interpreter.
+fn shared(py: &interp::Interp) -> Gateway {
+    static GROUP: OnceLock<Group> = OnceLock::new();
+    static STARTED: OnceLock<Mutex<HashMap<String, Gateway>>> = OnceLock::new();
+    let group = GROUP.get_or_init(Group::new);
+    let mut started = STARTED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    started
+        .entry(py.name.clone())
+        .or_insert_with(|| group.makegateway(&spec(py)).expect("gateway starts"))
+        .clone()
+}
+
+/// Runs a behaviour on the shared gateway of `name`.
+fn on_shared(behaviour: Behaviour, name: &str) {
     let Some(py) = interp::require(name) else {
         return;
     };
-    let py2 = matches!(py.family, interp::Family::CPython2 | interp::Family::Jython);
+    behaviour(&shared(&py), &ctx(&py));
+}
+
+/// Runs a behaviour on a gateway of its own.
+fn on_own(behaviour: Behaviour, name: &str) {
+    let Some(py) = interp::require(name) else {
+        return;
+    };
     let group = Group::new();
-    suite::run(
-        &group,
-        &format!("popen//python={}", py.path.display()),
-        name,
-        py2,
-        true,
-    );
-    group.terminate(std::time::Duration::from_secs(2));
+    let gw = group.makegateway(&spec(&py)).expect("gateway starts");
+    behaviour(&gw, &ctx(&py));
+    group.terminate(Duration::from_secs(2));
 }
 
-macro_rules! suite {
-    ($($test:ident => $name:expr),* $(,)?) => {$(
+macro_rules! interpreters {
+    ($run:ident, $behaviour:path) => {
         #[test]
-        fn $test() {
-            api_suite($name);
+        fn cpython27() {
+            $run($behaviour, "cpython2.7");
         }
-    )*};
+        #[test]
+        fn cpython36() {
+            $run($behaviour, "cpython3.6");
+        }
+        #[test]
+        fn cpython37() {
+            $run($behaviour, "cpython3.7");
+        }
+        #[test]
+        fn cpython38() {
+            $run($behaviour, "cpython3.8");
+        }
+        #[test]
+        fn cpython39() {
+            $run($behaviour, "cpython3.9");
+        }
+        #[test]
+        fn cpython310() {
+            $run($behaviour, "cpython3.10");
+        }
+        #[test]
+        fn cpython311() {
+            $run($behaviour, "cpython3.11");
+        }
+        #[test]
+        fn cpython312() {
+            $run($behaviour, "cpython3.12");
+        }
+        #[test]
+        fn cpython313() {
+            $run($behaviour, "cpython3.13");
+        }
+        #[test]
+        fn pypy3() {
+            $run($behaviour, "pypy3");
+        }
+        #[test]
+        fn jython() {
+            $run($behaviour, "jython");
+        }
+    };
 }
 
-suite! {
-    api_cpython27 => "cpython2.7",
-    api_cpython36 => "cpython3.6",
-    api_cpython37 => "cpython3.7",
-    api_cpython38 => "cpython3.8",
-    api_cpython39 => "cpython3.9",
-    api_cpython310 => "cpython3.10",
-    api_cpython311 => "cpython3.11",
-    api_cpython312 => "cpython3.12",
-    api_cpython313 => "cpython3.13",
-    api_pypy3 => "pypy3",
-    api_jython => "jython",
+macro_rules! behaviours {
+    ($($run:ident: $($behaviour:ident),*;)*) => {$($(
+        mod $behaviour {
+            use super::*;
+            interpreters!($run, suite::$behaviour);
+        }
+    )*)*};
+}
+
+behaviours! {
+    on_shared:
+        rinfo_and_status,
+        echo_every_value,
+        timeout_then_iterate,
+        remote_error_carries_the_traceback,
+        call_with_kwargs,
+        close_with_error_raises_remotely,
+        callback_with_endmarker,
+        channel_as_read_and_write,
+        channel_passed_as_a_value,
+        remote_print_does_not_corrupt_the_stream,
+        many_channels_at_once;
+    on_own:
+        reconfigure_gateway_and_channel,
+        exit_ends_everything;
+}
+
+/// Every shared behaviour of the suite has its tests here.
+#[test]
+fn every_shared_behaviour_is_listed() {
+    let listed = [
+        "rinfo_and_status",
+        "echo_every_value",
+        "timeout_then_iterate",
+        "remote_error_carries_the_traceback",
+        "call_with_kwargs",
+        "close_with_error_raises_remotely",
+        "callback_with_endmarker",
+        "channel_as_read_and_write",
+        "channel_passed_as_a_value",
+        "remote_print_does_not_corrupt_the_stream",
+        "many_channels_at_once",
+    ];
+    let in_suite: Vec<&str> = suite::SHARED.iter().map(|(n, _)| *n).collect();
+    assert_eq!(in_suite, listed);
 }
