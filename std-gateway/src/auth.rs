@@ -196,6 +196,9 @@ impl fmt::Display for Refusal {
             ),
             Refusal::Malformed(why) => write!(f, "not an authenticating execnet client: {why}"),
             Refusal::Io(e) if is_timeout(e) => f.write_str("handshake timed out"),
+            Refusal::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                f.write_str("the client closed the connection during the handshake")
+            }
             Refusal::Io(e) => write!(f, "connection failed during the handshake: {e}"),
         }
     }
