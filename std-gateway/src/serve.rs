@@ -462,23 +462,23 @@ fn pump(from: &mut dyn Read, to: &mut dyn Write) -> io::Result<()> {
     }
 }
 
-fn python_secure(
-    shared: &Shared,
-    peer: SocketAddr,
-    python: &str,
+type Relays = (
+    thread::JoinHandle<()>,
+    thread::JoinHandle<()>,
+    std::sync::mpsc::Receiver<String>,
+);
+
+/// Starts the two threads that relay between the client's session and the worker's
+/// socket: worker to client, and client to worker (which, once the client is gone,
+/// gives the worker its grace period and then kills its group).
+fn start_relays(
     stream: &TcpStream,
+    ours: &UnixStream,
     mut input: auth::SecureReader<Timed>,
     mut output: auth::SecureWriter<TcpStream>,
-) -> io::Result<()> {
-    let (ours, theirs) = UnixStream::pair()?;
-    let mut child = spawn_python(python, "AF_UNIX", theirs.into())?;
-    shared
-        .log
-        .line(&format!("{peer}: worker pid {}", child.id()));
-    let reaper = Arc::new(Reaper {
-        pgid: nix::unistd::Pid::from_raw(child.id() as i32),
-        reaped: Mutex::new(false),
-    });
+    reaper: &Arc<Reaper>,
+    peer: SocketAddr,
+) -> io::Result<Relays> {
     let (mut to_worker, mut from_worker) = (ours.try_clone()?, ours.try_clone()?);
     let tcp = stream.try_clone()?;
     // Worker to client.
@@ -488,7 +488,7 @@ fn python_secure(
             let _ = pump(&mut from_worker, &mut output);
             let _ = tcp.shutdown(Shutdown::Both);
         })?;
-    // Client to worker; when the client is gone, the worker gets its grace period.
+    // Client to worker.
     let inbound_reaper = reaper.clone();
     let inbound_log = format!("{peer}: session ended: ");
     let (ended_tx, ended_rx) = std::sync::mpsc::channel::<String>();
@@ -511,6 +511,36 @@ fn python_secure(
             }
             inbound_reaper.kill_group();
         })?;
+    Ok((outbound, inbound, ended_rx))
+}
+
+fn python_secure(
+    shared: &Shared,
+    peer: SocketAddr,
+    python: &str,
+    stream: &TcpStream,
+    input: auth::SecureReader<Timed>,
+    output: auth::SecureWriter<TcpStream>,
+) -> io::Result<()> {
+    let (ours, theirs) = UnixStream::pair()?;
+    let mut child = spawn_python(python, "AF_UNIX", theirs.into())?;
+    shared
+        .log
+        .line(&format!("{peer}: worker pid {}", child.id()));
+    let reaper = Arc::new(Reaper {
+        pgid: nix::unistd::Pid::from_raw(child.id() as i32),
+        reaped: Mutex::new(false),
+    });
+    let relays = start_relays(stream, &ours, input, output, &reaper, peer);
+    let (outbound, inbound, ended_rx) = match relays {
+        Ok(r) => r,
+        Err(e) => {
+            // Without its relays the worker would wait forever: end it now.
+            reaper.kill_group();
+            let _ = reaper.wait(&mut child);
+            return Err(e);
+        }
+    };
     let status = reaper.wait(&mut child);
     let _ = stream.shutdown(Shutdown::Both);
     let _ = ours.shutdown(Shutdown::Both);
