@@ -108,6 +108,7 @@ fn item1_soak_50000_refused_connections_then_an_honest_client() {
     assert!(fds1 <= fds0 + 2, "fds {fds0} -> {fds1}");
     let (_, log) = server.stop();
     let lines = log.lines().count();
+    eprintln!("soak: {lines} log lines");
     assert!(lines < 2_000, "{lines} log lines for 50,000 refusals");
 }
 
