@@ -133,8 +133,17 @@ fn spawn_worker(argv: &[String], spec: &Spec, options: &Options, local_env: bool
     })
 }
 
-/// Connects to a socket server and sends it the agent.
+/// Connects to a socket server and sends it the agent; with a secret, over the
+/// encrypted session of [`crate::auth`].
 fn socket(host: &str, port: u16, secret: Option<&str>, options: &Options) -> Result<Link> {
+    // A secret file that cannot be used is reported before any connection is made.
+    let secret = match secret {
+        Some(path) => Some(
+            crate::auth::Secret::from_file(std::path::Path::new(path))
+                .map_err(|e| Error::Other(format!("secret={path}: {e}")))?,
+        ),
+        None => None,
+    };
     let addrs: Vec<_> = (host, port)
         .to_socket_addrs()
         .map_err(|e| Error::Other(format!("cannot resolve {host}:{port}: {e}")))?
@@ -156,23 +165,37 @@ fn socket(host: &str, port: u16, secret: Option<&str>, options: &Options) -> Res
         )
     })?;
     stream.set_nodelay(true)?;
-    if let Some(path) = secret {
-        let secret = crate::auth::read_secret(std::path::Path::new(path))
-            .map_err(|e| Error::Other(format!("secret={path}: {e}")))?;
-        stream.set_read_timeout(Some(options.connect_timeout))?;
-        crate::auth::respond(&mut stream, &secret).map_err(|e| Error::Refused(e.to_string()))?;
-        stream.set_read_timeout(None)?;
-    }
-    stream.write_all(&bootstrap_payload())?;
-    let input = stream.try_clone()?;
     let closer = stream.try_clone()?;
+    let closer: Option<Box<dyn Fn() + Send + Sync>> = Some(Box::new(move || {
+        let _ = closer.shutdown(Shutdown::Both);
+    }));
+    let Some(secret) = secret else {
+        stream.write_all(&bootstrap_payload())?;
+        return Ok(Link {
+            input: Box::new(stream.try_clone()?),
+            output: Box::new(stream),
+            process: None,
+            closer,
+        });
+    };
+    stream.set_read_timeout(Some(options.connect_timeout))?;
+    stream.set_write_timeout(Some(options.connect_timeout))?;
+    let session = crate::auth::connect(&mut stream, &secret).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            Error::Refused(e.to_string())
+        } else {
+            Error::Other(format!("authenticating with {host}:{port}: {e}"))
+        }
+    })?;
+    stream.set_read_timeout(None)?;
+    stream.set_write_timeout(None)?;
+    let (input, mut output) = session.split(stream.try_clone()?, stream);
+    output.write_all(&bootstrap_payload())?;
     Ok(Link {
         input: Box::new(input),
-        output: Box::new(stream),
+        output: Box::new(output),
         process: None,
-        closer: Some(Box::new(move || {
-            let _ = closer.shutdown(Shutdown::Both);
-        })),
+        closer,
     })
 }
 

@@ -30,6 +30,10 @@ use crate::session::{guarded, Session, SessionConfig};
 /// `Err` text becomes the master's RemoteError.
 pub type Function = Arc<dyn Fn(&Channel, Value) -> std::result::Result<(), String> + Send + Sync>;
 
+/// Longest bootstrap line accepted. A Python master sends its whole worker source as one
+/// string literal: the reference's is under 100 KB, our agent's about 30 KB.
+pub const MAX_BOOTSTRAP_LINE: usize = 1 << 20;
+
 /// A table of Rust functions served over the execnet protocol.
 #[derive(Clone)]
 pub struct Worker {
@@ -79,9 +83,18 @@ impl Worker {
     ) -> Result<()> {
         let mut input = BufReader::with_capacity(1 << 16, input);
         let mut line = Vec::new();
-        input.read_until(b'\n', &mut line)?;
+        // Bounded: a peer that never sends the newline must not grow this process.
+        (&mut input)
+            .take(MAX_BOOTSTRAP_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)?;
         if line.is_empty() {
             return Err(Error::Eof);
+        }
+        if line.last() != Some(&b'\n') && line.len() > MAX_BOOTSTRAP_LINE {
+            return Err(Error::Other(format!(
+                "bootstrap line longer than {MAX_BOOTSTRAP_LINE} bytes without a newline \
+                 (expected one line of Python source as a string literal)"
+            )));
         }
         output.write_all(b"1")?;
         output.flush()?;

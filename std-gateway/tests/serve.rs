@@ -4,77 +4,20 @@
 #[allow(dead_code)]
 mod interp;
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod serve_support;
+
 use std::time::Duration;
 
 use execnet::{Error, Group};
-
-const BIN: &str = env!("CARGO_BIN_EXE_execnet");
-
-/// A running `execnet serve`, killed and reaped on drop.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .args(["--bind", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Server { child, addr }
-    }
-
-    /// Ends the server and returns its log.
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let mut log = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut log);
-        }
-        log
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("execnet-serve-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
+use serve_support::{secret_file, temp, Server, BIN};
 
 #[test]
 fn secret_required_and_checked() {
     let Some(py) = interp::require("cpython3.11") else {
         return;
     };
-    let secret = temp("secret");
-    std::fs::write(&secret, "correct horse battery staple\n").unwrap();
-    let wrong = temp("wrong");
-    std::fs::write(&wrong, "guess").unwrap();
+    let secret = secret_file("secret", "8d0e6f2a9c41b7d35e0f1a2b3c4d5e6f\n");
+    let wrong = secret_file("wrong", "8d0e6f2a9c41b7d35e0f1a2b3c4d5e60\n");
     let server = Server::start(&[
         "--secret-file",
         secret.to_str().unwrap(),
@@ -132,7 +75,7 @@ fn secret_required_and_checked() {
     }
     std::thread::sleep(Duration::from_millis(200));
     assert!(!marker.exists(), "code ran without authentication");
-    let log = server.stop();
+    let (_, log) = server.stop();
     assert_eq!(
         log.matches("refused before any code ran").count(),
         2,
@@ -161,14 +104,13 @@ fn reference_master_against_insecure_server() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "(3, 42)");
-    let log = server.stop();
+    let (_, log) = server.stop();
     assert!(log.contains("without authentication"), "{log}");
 }
 
 #[test]
 fn our_client_against_rust_worker_server() {
-    let secret = temp("secret-rust");
-    std::fs::write(&secret, "s").unwrap();
+    let secret = secret_file("secret-rust", "0f1e2d3c4b5a69788796a5b4c3d2e1f0");
     let server = Server::start(&["--secret-file", secret.to_str().unwrap(), "--rust-worker"]);
     let group = Group::new();
     let gw = group

@@ -55,10 +55,16 @@ enum Cmd {
     /// Accept TCP connections and start a worker for each, after authentication.
     ///
     /// Binds loopback unless told otherwise. Requires a shared secret by default
-    /// (--secret-file; clients use `socket=HOST:PORT//secret=FILE`), checked by
-    /// challenge-response so that it never crosses the wire; a client without it is
-    /// disconnected before any code runs. --insecure-no-auth accepts the reference's
-    /// bootstrap from Python masters that cannot authenticate.
+    /// (--secret-file, at least 16 random bytes in a file only its owner can read; clients
+    /// use `socket=HOST:PORT//secret=FILE`): each session runs the Noise handshake
+    /// NNpsk0 over it and is then encrypted and integrity-protected, so that a client
+    /// without the secret, or a party on the path, can neither run code nor read or alter
+    /// a session. Connections get --handshake-timeout to authenticate, and the number of
+    /// connections is capped. --insecure-no-auth serves the reference's bootstrap from
+    /// Python masters that cannot authenticate (it runs anyone's code; it warns).
+    ///
+    /// Prints `listening on HOST:PORT` on stdout and nothing else there: the log, and
+    /// whatever the workers print, goes to stderr.
     Serve(ServeArgs),
 }
 
@@ -67,14 +73,15 @@ struct ServeArgs {
     /// Address to listen on (port 0 picks a free port, printed on stdout).
     #[arg(long, default_value = "127.0.0.1:8888")]
     bind: String,
-    /// File with the shared secret.
+    /// File with the shared secret (at least 16 bytes; mode 600 or stricter).
     #[arg(
         long,
         value_name = "FILE",
         required_unless_present = "insecure_no_auth"
     )]
     secret_file: Option<PathBuf>,
-    /// Accept connections without authentication.
+    /// Accept connections without authentication or encryption: anyone who can connect
+    /// runs code as this user.
     #[arg(long, conflicts_with = "secret_file")]
     insecure_no_auth: bool,
     /// Python interpreter for the workers.
@@ -83,9 +90,30 @@ struct ServeArgs {
     /// Serve the built-in Rust functions instead of Python.
     #[arg(long)]
     rust_worker: bool,
-    /// Exit after this many connections.
+    /// Exit after serving this many authenticated connections (connections that never
+    /// authenticate do not count).
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Seconds a connection has to authenticate (in the insecure mode: to send its
+    /// first byte) before it is closed.
+    #[arg(long, value_name = "SECONDS", default_value_t = execnet::serve::DEFAULT_HANDSHAKE_TIMEOUT.as_secs_f64())]
+    handshake_timeout: f64,
+    /// Most connections authenticating at once; one more is closed as soon as accepted.
+    #[arg(long, value_name = "N", default_value_t = execnet::serve::DEFAULT_MAX_UNAUTHENTICATED, value_parser = at_least_one)]
+    max_unauthenticated: usize,
+    /// Most connections open at once, authenticated or not; one more is closed as soon
+    /// as accepted.
+    #[arg(long, value_name = "N", default_value_t = execnet::serve::DEFAULT_MAX_CONCURRENT, value_parser = at_least_one)]
+    max_concurrent: usize,
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "expected a whole number of at least 1, found {text:?}"
+        )),
+    }
 }
 
 #[derive(clap::Args)]
@@ -488,22 +516,34 @@ fn builtin_worker() -> execnet::worker::Worker {
 fn cmd_serve(a: ServeArgs) -> Result<(), Fail> {
     let secret = match &a.secret_file {
         Some(path) => Some(
-            execnet::auth::read_secret(path)
-                .map_err(|e| Fail(2, format!("cannot read secret: {e}")))?,
+            execnet::auth::Secret::from_file(path)
+                .map_err(|e| Fail(2, format!("cannot use the secret: {e}")))?,
         ),
         None => None,
     };
+    let handshake_timeout = Some(a.handshake_timeout)
+        .filter(|t| *t > 0.0)
+        .and_then(|t| Duration::try_from_secs_f64(t).ok())
+        .filter(|t| *t <= Duration::from_secs(24 * 3600))
+        .ok_or_else(|| {
+            Fail(
+                2,
+                format!(
+                    "--handshake-timeout: expected seconds above 0 and at most a day, found {}",
+                    a.handshake_timeout
+                ),
+            )
+        })?;
     let backend = if a.rust_worker {
         execnet::serve::Backend::Rust(builtin_worker())
     } else {
         execnet::serve::Backend::Python(a.python.clone())
     };
-    let opts = execnet::serve::ServeOptions {
-        bind: a.bind.clone(),
-        secret,
-        backend,
-        max_connections: a.max_connections,
-    };
+    let mut opts = execnet::serve::ServeOptions::new(a.bind.clone(), secret, backend);
+    opts.max_connections = a.max_connections;
+    opts.handshake_timeout = handshake_timeout;
+    opts.max_unauthenticated = a.max_unauthenticated;
+    opts.max_concurrent = a.max_concurrent;
     execnet::serve::serve(
         opts,
         |addr| {
