@@ -94,13 +94,22 @@ pub const SHARED: [(&str, Behaviour); 11] = [
     ("rinfo_and_status", rinfo_and_status),
     ("echo_every_value", echo_every_value),
     ("timeout_then_iterate", timeout_then_iterate),
-    ("remote_error_carries_the_traceback", remote_error_carries_the_traceback),
+    (
+        "remote_error_carries_the_traceback",
+        remote_error_carries_the_traceback,
+    ),
     ("call_with_kwargs", call_with_kwargs),
-    ("close_with_error_raises_remotely", close_with_error_raises_remotely),
+    (
+        "close_with_error_raises_remotely",
+        close_with_error_raises_remotely,
+    ),
     ("callback_with_endmarker", callback_with_endmarker),
     ("channel_as_read_and_write", channel_as_read_and_write),
     ("channel_passed_as_a_value", channel_passed_as_a_value),
-    ("remote_print_does_not_corrupt_the_stream", remote_print_does_not_corrupt_the_stream),
+    (
+        "remote_print_does_not_corrupt_the_stream",
+        remote_print_does_not_corrupt_the_stream,
+    ),
     ("many_channels_at_once", many_channels_at_once),
 ];
 
@@ -313,7 +322,12 @@ pub fn reconfigure_gateway_and_channel(gw: &Gateway, ctx: &Ctx) {
         .remote_exec("channel.reconfigure(py2str_as_py3str=False, py3str_as_py2str=True)\nchannel.send('abc')\n")
         .unwrap();
     let (v, cfg) = ch.receive_value_with_config(None).unwrap();
-    assert_eq!(cfg, execnet::core::StrConfig::new(false, true), "{}", ctx.name);
+    assert_eq!(
+        cfg,
+        execnet::core::StrConfig::new(false, true),
+        "{}",
+        ctx.name
+    );
     let kind = if ctx.py2 {
         execnet::core::strconfig::StrKind::Py2Str
     } else {

@@ -46,15 +46,14 @@ fn panicking_callback(name: &str) {
     // The worker's side of that channel was closed with the error, so its receive
     // raised and the code ended; the gateway itself is unharmed.
     assert!(gw.is_alive());
-    let other = gw.remote_exec("channel.send(channel.receive() + 1)").unwrap();
+    let other = gw
+        .remote_exec("channel.send(channel.receive() + 1)")
+        .unwrap();
     other.send(&41).unwrap();
     assert_eq!(other.receive_timeout::<i64>(WAIT).unwrap(), 42);
     // The panic did not kill the reader thread: a second channel still gets values.
     let third = gw.remote_exec("channel.send('still here')").unwrap();
-    assert_eq!(
-        third.receive_timeout::<String>(WAIT).unwrap(),
-        "still here"
-    );
+    assert_eq!(third.receive_timeout::<String>(WAIT).unwrap(), "still here");
     group.terminate(Duration::from_secs(2));
 }
 
@@ -105,7 +104,9 @@ fn undecodable_value_for_a_callback(name: &str) {
     let Some((group, gw)) = group_for(name, options) else {
         return;
     };
-    let ch = gw.remote_exec("channel.send([[[[[1]]]]])\nchannel.receive()").unwrap();
+    let ch = gw
+        .remote_exec("channel.send([[[[[1]]]]])\nchannel.receive()")
+        .unwrap();
     let (tx, rx) = mpsc::channel();
     ch.set_callback(move |v| tx.send(v).unwrap(), None).unwrap();
     let err = ch.wait_close(Some(WAIT)).unwrap_err();

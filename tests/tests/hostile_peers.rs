@@ -247,3 +247,34 @@ fn closes_stdin_early() {
     group.terminate(Duration::from_secs(1));
     assert!(gone(pid));
 }
+
+#[test]
+fn exit_is_not_held_up_by_a_send_blocked_on_a_full_pipe() {
+    let Some(p) = fake(
+        "never-reads",
+        "out.write(b'1'); out.flush()\ntime.sleep(30)",
+    ) else {
+        return;
+    };
+    let (group, gw) = start(&p);
+    let gw = gw.unwrap();
+    let pid = gw.pid().unwrap();
+    let ch = gw.newchannel().unwrap();
+    // The worker never reads: this send fills the pipe and blocks.
+    let sender = std::thread::spawn(move || {
+        ch.send_value(&execnet::Value::Bytes(vec![0u8; 16 << 20]))
+            .unwrap_err()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    gw.exit_timeout(Duration::from_millis(500));
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let err = sender.join().unwrap();
+    assert!(
+        matches!(err, Error::GatewayDied(_)),
+        "the blocked send ends with the gateway: {err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(4));
+    group.terminate(Duration::from_secs(1));
+    assert!(gone(pid));
+}
