@@ -33,6 +33,26 @@
 //!   py3str_as_py2str)`.
 //! - [`serde`](mod@crate::serde) (feature `serde`): Rust types to and from execnet values.
 //! - [`limits`] and [`error`]: bounds on hostile input, and what went wrong where.
+//! - [`frame`] and [`buffer`]: the 9-byte message header, the frame reader, and the
+//!   buffers frames wait in.
+//! - [`engine`]: the protocol as a sans-IO driver, [`engine::Connection`].
+//!
+//! ## The data path
+//!
+//! Out: a value ([`ValueRef`], [`Value`], or any `Serialize` through
+//! `serde::Serde`, feature `serde`) is encoded by [`encode::Encoder`] (`encode.rs`)
+//! into a [`sink::Sink`] (`sink.rs`); [`engine::Engine::send`]
+//! (`engine/connection.rs`) encodes it straight into the output queue behind a
+//! [`frame::Header`] (`frame.rs`), or refuses with `OutputFull` and leaves the queue as it
+//! was; the host takes the queued bytes from [`engine::Engine::poll_transmit`] and writes
+//! them to its transport (a large value goes there directly with
+//! [`engine::Engine::send_to`]). In: the host hands received bytes to
+//! [`frame::FrameReader`] (`frame.rs`, buffers in `buffer.rs`), which yields whole frames;
+//! [`engine::Engine::handle_frame`] checks each against the channel table
+//! (`engine/table.rs`) and returns an [`engine::Event`]; the payload of an
+//! `Event::Data` decodes with [`decode::decode_internal`] (`decode.rs`) into a
+//! [`ValueRef`] that borrows it (`value.rs`), into an owned [`Value`] (`owned.rs`), or
+//! into a Rust type (`serde::from_internal`).
 //!
 //! ## Feature flags
 //!

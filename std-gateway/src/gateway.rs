@@ -359,7 +359,8 @@ impl Gateway {
         Ok(Channel::new(session.clone(), id, st))
     }
 
-    /// The channel with this id, for a [`Value::Channel`] the worker sent.
+    /// The channel with this id, for a [`Value::Channel`](crate::Value::Channel) the worker
+    /// sent.
     pub fn channel(&self, id: i32) -> Result<Channel> {
         let session = self.session();
         let st = session.chan(id).ok_or(Error::UnknownChannel(id))?;

@@ -27,7 +27,22 @@
 //! The pieces: [`spec`] parses gateway specs; [`Group`], [`Gateway`] and [`Channel`] are
 //! the execnet API; [`process`] controls worker processes (process groups, signals,
 //! reaping); [`transport`] bootstraps interpreters with our own Python agent. The codec
-//! and the protocol engine live in [`execnet_core`], re-exported as [`core`].
+//! and the protocol driver live in [`execnet_core`], re-exported as [`core`].
+//!
+//! ## The data path
+//!
+//! [`Channel::send`] (`channel.rs`) hands the value to the gateway's session
+//! (`session.rs`), which measures its encoding; a small value is encoded by
+//! `execnet_core`'s engine straight into its output queue under the engine lock, a large
+//! one has only its header queued and is encoded straight into the transport. Under one
+//! writer lock the queued bytes go to the transport (`transport.rs`: the worker's stdin
+//! pipe, ssh's, or a TCP socket, encrypted by `auth.rs` when the server asks for a
+//! secret). Coming back, the session's reader thread reads the transport into the
+//! engine's frame reader, hands each frame to the engine, and reacts to the event: a
+//! value's payload moves (without a copy when it is large) into the channel's queue, or
+//! goes to its callback, run with no lock held (`channel.rs`); [`Channel::receive`]
+//! decodes it into a [`Value`] or any `Deserialize` type. The Rust worker (`worker.rs`)
+//! is the same session in the worker's role, with a thread per call.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
