@@ -21,13 +21,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use execnet_core::buffer::GrowBuf;
-use execnet_core::encode::{self, Encode, Encoder};
+use execnet_core::encode::{Encode, Encoder};
 use execnet_core::engine::{
     close_error_text, ChannelTable, Engine, Entry, Event, ProtocolError, Role, SendError,
 };
 use execnet_core::frame::{FrameReader, Incoming, HEADER_LEN};
 use execnet_core::sink::Sink;
-use execnet_core::{EncodeError, Envelope, Limits};
+use execnet_core::{EncodeError, Limits};
 
 use crate::channel::{ChanState, End};
 use crate::error::{Death, DeathKind, Error, Result};
@@ -75,6 +75,24 @@ struct Writer {
 }
 
 impl Writer {
+    /// Encodes `value` (internal envelope) straight into the transport.
+    fn stream<V: Encode + ?Sized>(&mut self, value: &V) -> io::Result<()> {
+        let sink = self.sink.as_mut().ok_or(io::ErrorKind::BrokenPipe)?;
+        let mut buffered = io::BufWriter::with_capacity(READ_CHUNK, sink);
+        let mut s = IoErrSink {
+            w: &mut buffered,
+            err: None,
+        };
+        let mut enc = Encoder::new(&mut s);
+        match value.encode(&mut enc).and_then(|()| enc.stop()) {
+            Ok(()) => buffered.flush(),
+            Err(EncodeError::Io) => Err(s.err.take().unwrap_or_else(|| io::ErrorKind::Other.into())),
+            // The length was measured with the same encoder: it cannot fail now, but if it
+            // did the stream would be cut mid-frame.
+            Err(e) => Err(io::Error::other(e.to_string())),
+        }
+    }
+
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         if bytes.is_empty() {
             return Ok(());
@@ -168,7 +186,9 @@ impl Session {
         Arc::new(Session {
             name: cfg.name,
             peer,
-            engine: Mutex::new(Engine::new(cfg.role, Vec::new(), BTreeMap::new())),
+            engine: Mutex::new(
+                Engine::new(cfg.role, Vec::new(), BTreeMap::new()).with_queue_limit(QUEUE_MAX),
+            ),
             writer: Mutex::new(Writer {
                 sink: Some(cfg.output),
                 spare: Vec::new(),
@@ -270,52 +290,35 @@ impl Session {
         Ok(r)
     }
 
-    /// Sends a value on channel `id`: a small one through the queue, a large one straight
-    /// into the transport (only its header is queued).
+    /// Sends a value on channel `id`: a small one through the queue, a large one (the
+    /// engine refuses it with `OutputFull`, the queue being capped) straight into the
+    /// transport, with only its header queued.
     pub(crate) fn send_value<V: Encode + ?Sized>(&self, id: i32, value: &V) -> Result<()> {
         if let Some(d) = self.dead() {
             return Err(Error::GatewayDied(d));
         }
-        let len = encode::encoded_len(value, Envelope::Internal)?;
-        if HEADER_LEN + len <= QUEUE_MAX {
-            return self.transmit(|e| e.send(id, value));
-        }
         let mut w = lock(&self.writer);
-        let (header, bytes) = {
+        let (queued, stream, bytes) = {
             let mut e = lock(&self.engine);
-            let r = e.send_header(id, len);
+            let (queued, stream) = match e.send(id, value) {
+                Err(SendError::OutputFull { needed }) => {
+                    (e.send_header(id, needed - HEADER_LEN), true)
+                }
+                other => (other, false),
+            };
             let mut out = std::mem::take(&mut w.spare);
             e.swap_transmit(&mut out);
-            (r, out)
+            (queued, stream, out)
         };
         let mut written = w.write_all(&bytes);
         let mut bytes = bytes;
         bytes.clear();
         w.spare = bytes;
-        if header.is_ok() && written.is_ok() {
-            written = match w.sink.as_mut() {
-                Some(sink) => {
-                    let mut buffered = io::BufWriter::with_capacity(READ_CHUNK, sink);
-                    let mut s = IoErrSink {
-                        w: &mut buffered,
-                        err: None,
-                    };
-                    let mut enc = Encoder::new(&mut s);
-                    match value.encode(&mut enc).and_then(|()| enc.stop()) {
-                        Ok(()) => buffered.flush(),
-                        Err(EncodeError::Io) => {
-                            Err(s.err.take().unwrap_or_else(|| io::ErrorKind::Other.into()))
-                        }
-                        // The length was measured with the same encoder: it cannot fail
-                        // now, but if it did the stream would be cut mid-frame.
-                        Err(e) => Err(io::Error::other(e.to_string())),
-                    }
-                }
-                None => Err(io::ErrorKind::BrokenPipe.into()),
-            };
+        if stream && queued.is_ok() && written.is_ok() {
+            written = w.stream(value);
         }
         drop(w);
-        header.map_err(|e| self.refused(e))?;
+        queued.map_err(|e| self.refused(e))?;
         written.map_err(|e| self.lost(e))
     }
 
