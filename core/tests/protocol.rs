@@ -520,3 +520,23 @@ fn every_verb_checks_its_role() {
     );
     assert_eq!(m.conn.close(5, None), Err(SendError::Closed(5)));
 }
+
+#[test]
+fn the_queue_limit_bounds_values_only() {
+    let mut e = execnet_core::engine::Engine::new(Role::Master, Vec::new(), GrowTable::new())
+        .with_queue_limit(100);
+    // A long source still goes out as one CHANNEL_EXEC.
+    let ch = e.exec(&"#".repeat(1000), None, None, &NoKwargs, 0).unwrap();
+    let queued = e.poll_transmit().unwrap().len();
+    e.transmitted(queued);
+    let long = Value::from("v".repeat(200));
+    assert_eq!(
+        e.send(ch, &long),
+        Err(SendError::OutputFull {
+            needed: 9 + 5 + 200 + 1
+        })
+    );
+    assert!(e.poll_transmit().is_none());
+    e.send_header(ch, 206).unwrap();
+    assert_eq!(e.poll_transmit().unwrap().len(), 9);
+}

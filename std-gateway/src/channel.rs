@@ -15,8 +15,9 @@ use execnet_core::{Limits, Node, StrConfig, Value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::budget::Budget;
 use crate::error::{Death, Error, RemoteError, Result};
-use crate::session::{guarded, Budget, Ending, Session};
+use crate::session::{guarded, Ending, Session};
 
 /// How a channel's receiving side ended.
 #[derive(Clone, Debug)]
@@ -138,7 +139,6 @@ impl ChanState {
             return Ok(());
         }
         if !self.budget.take(payload.len()) {
-            self.budget.give(payload.len());
             return Err(Ending {
                 kind: crate::DeathKind::Overflow,
                 cause: format!(
@@ -356,6 +356,7 @@ impl Channel {
                 q = st.lock();
                 continue;
             }
+            let _starving = st.budget.starving();
             q = st.wait(q, deadline, timeout)?;
         }
     }
@@ -494,6 +495,7 @@ impl Channel {
                 Some(end) => return Err(end_error(end)),
                 None => {}
             }
+            let _starving = self.h.st.budget.starving();
             q = self.h.st.wait(q, deadline, timeout)?;
         }
     }

@@ -12,6 +12,7 @@ use execnet_core::sink::Sink;
 use execnet_core::{EncodeError, Envelope, Limits, StrConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::budget::Overflow;
 use crate::channel::Channel;
 use crate::error::{Death, DeathKind, Error, Result};
 use crate::process::{OutputMode, Process};
@@ -31,9 +32,12 @@ pub struct Options {
     pub exit_timeout: Duration,
     /// How long to wait for a TCP or ssh connection.
     pub connect_timeout: Duration,
-    /// Most bytes of received values that may wait unread, over all channels; a worker
-    /// that sends more is cut off with [`DeathKind::Overflow`].
+    /// Most bytes of received values that may wait unread, over all channels; what
+    /// happens there is [`on_overflow`](Self::on_overflow)'s choice.
     pub max_queued_bytes: usize,
+    /// At the unread-data bound: stop reading from the worker until values are received
+    /// (the default), or end the gateway with [`DeathKind::Overflow`].
+    pub on_overflow: Overflow,
 }
 
 impl Default for Options {
@@ -45,6 +49,7 @@ impl Default for Options {
             exit_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
             max_queued_bytes: 256 << 20,
+            on_overflow: Overflow::Wait,
         }
     }
 }
@@ -197,6 +202,7 @@ impl Gateway {
             output,
             limits: options.limits,
             max_queued: options.max_queued_bytes,
+            overflow: options.on_overflow,
             process,
             closer,
         });

@@ -47,6 +47,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+mod budget;
 pub mod channel;
 pub mod error;
 pub mod gateway;
@@ -62,6 +63,7 @@ pub mod transport;
 mod via;
 pub mod worker;
 
+pub use budget::Overflow;
 pub use channel::Channel;
 pub use error::{Death, DeathKind, Error, RemoteError, Result};
 pub use execnet_core as core;

@@ -29,6 +29,7 @@ use execnet_core::frame::{FrameReader, Incoming, HEADER_LEN};
 use execnet_core::sink::Sink;
 use execnet_core::{EncodeError, Limits};
 
+use crate::budget::{Budget, Overflow};
 use crate::channel::{ChanState, End};
 use crate::error::{Death, DeathKind, Error, Result};
 use crate::process::Process;
@@ -50,24 +51,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Bytes of received values that wait unread, over all channels of a session.
-pub(crate) struct Budget {
-    queued: AtomicUsize,
-    max: usize,
-}
-
-impl Budget {
-    /// Counts `n` more bytes; `false` when that goes over the bound.
-    pub(crate) fn take(&self, n: usize) -> bool {
-        self.queued.fetch_add(n, Ordering::SeqCst) + n <= self.max
-    }
-
-    /// Gives back `n` bytes (received, handed to a callback, or dropped with a channel).
-    pub(crate) fn give(&self, n: usize) {
-        self.queued.fetch_sub(n, Ordering::SeqCst);
-    }
-}
-
 /// The transport's writing half, and a spare buffer to swap with the engine's queue.
 struct Writer {
     sink: Option<Box<dyn Write + Send>>,
@@ -86,7 +69,9 @@ impl Writer {
         let mut enc = Encoder::new(&mut s);
         match value.encode(&mut enc).and_then(|()| enc.stop()) {
             Ok(()) => buffered.flush(),
-            Err(EncodeError::Io) => Err(s.err.take().unwrap_or_else(|| io::ErrorKind::Other.into())),
+            Err(EncodeError::Io) => {
+                Err(s.err.take().unwrap_or_else(|| io::ErrorKind::Other.into()))
+            }
             // The length was measured with the same encoder: it cannot fail now, but if it
             // did the stream would be cut mid-frame.
             Err(e) => Err(io::Error::other(e.to_string())),
@@ -173,6 +158,7 @@ pub(crate) struct SessionConfig {
     pub(crate) output: Box<dyn Write + Send>,
     pub(crate) limits: Limits,
     pub(crate) max_queued: usize,
+    pub(crate) overflow: Overflow,
     pub(crate) process: Option<Process>,
     pub(crate) closer: Option<Box<dyn Fn() + Send + Sync>>,
 }
@@ -196,10 +182,7 @@ impl Session {
             death: Mutex::new(None),
             died: Condvar::new(),
             limits: cfg.limits,
-            budget: Arc::new(Budget {
-                queued: AtomicUsize::new(0),
-                max: cfg.max_queued,
-            }),
+            budget: Arc::new(Budget::new(cfg.max_queued, cfg.overflow)),
             process: cfg.process,
             closer: cfg.closer,
             flush_scheduled: AtomicBool::new(false),
@@ -210,7 +193,7 @@ impl Session {
 
     /// The bound on bytes of values waiting unread.
     pub(crate) fn budget_max(&self) -> usize {
-        self.budget.max
+        self.budget.max()
     }
 
     /// Why the session ended, if it has.
@@ -451,6 +434,7 @@ impl Session {
         let mut reader = FrameReader::new(GrowBuf::new(), self.limits.max_message)
             .with_direct_payloads(DIRECT_MIN);
         loop {
+            self.budget.wait_for_room(|| self.dead().is_some());
             let space = reader.space(READ_CHUNK);
             let n = match input.read(space) {
                 Ok(0) if reader.buffered() == 0 => {

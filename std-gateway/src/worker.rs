@@ -111,6 +111,7 @@ impl Worker {
             output: Box::new(output),
             limits: self.limits,
             max_queued: self.max_queued,
+            overflow: crate::budget::Overflow::Wait,
             process: None,
             closer: None,
         });

@@ -196,16 +196,20 @@ fn frame_for_a_channel_that_does_not_exist() {
     assert!(gone(pid));
 }
 
+const FLOOD: &str = "out.write(b'1'); out.flush(); sys.stdin.buffer.read(9)\nblock = struct.pack('!bii', 4, 1, 65536 + 6) + b'A' + struct.pack('!i', 65536) + b'x' * 65536 + b'Q'\nwhile 1:\n    out.write(block)";
+
 #[test]
-fn floods_data_faster_than_we_read() {
-    let Some(p) = fake(
-        "flood",
-        "out.write(b'1'); out.flush(); sys.stdin.buffer.read(9)\nblock = struct.pack('!bii', 4, 1, 65536 + 6) + b'A' + struct.pack('!i', 65536) + b'x' * 65536 + b'Q'\nwhile 1:\n    out.write(block)",
-    ) else {
+fn floods_data_faster_than_we_read_and_is_cut_off() {
+    let Some(p) = fake("flood", FLOOD) else {
         return;
     };
-    let (group, gw) = start(&p);
-    let gw = gw.unwrap();
+    let group = Group::with_options(Options {
+        on_overflow: execnet::Overflow::Fail,
+        ..options()
+    });
+    let gw = group
+        .makegateway(&format!("popen//python={}", p.display()))
+        .unwrap();
     let pid = gw.pid().unwrap();
     let ch = gw.remote_exec("flood").unwrap();
     // Do not read: the gateway must cut the worker off at the unread-data bound.
@@ -213,6 +217,32 @@ fn floods_data_faster_than_we_read() {
     assert_eq!(death.kind, DeathKind::Overflow, "{death}");
     let drained = ch.iter_values().count();
     assert!(drained <= (4 << 20) / 65536 + 2, "{drained} values queued");
+    group.terminate(Duration::from_secs(1));
+    assert!(gone(pid));
+}
+
+#[test]
+fn floods_data_faster_than_we_read_and_is_paused() {
+    let Some(p) = fake("flood-paused", FLOOD) else {
+        return;
+    };
+    let (group, gw) = start(&p);
+    let gw = gw.unwrap();
+    let pid = gw.pid().unwrap();
+    let ch = gw.remote_exec("flood").unwrap();
+    // Not read for a while: the reader stops at the bound; nothing dies, nothing is lost.
+    assert!(gw.wait_dead(Duration::from_secs(2)).is_none());
+    let mut values = 0;
+    while let Ok(v) = ch.receive_value_with_config(Some(Duration::from_millis(200))) {
+        assert!(matches!(&v.0, execnet::Value::Bytes(b) if b.len() == 65536));
+        values += 1;
+        if values == 200 {
+            break;
+        }
+    }
+    // 200 values are 12.5 MiB, three times the bound: the flood went on as they were read.
+    assert_eq!(values, 200);
+    assert!(gw.is_alive());
     group.terminate(Duration::from_secs(1));
     assert!(gone(pid));
 }

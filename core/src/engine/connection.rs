@@ -185,9 +185,10 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
         }
     }
 
-    /// Caps the output queue at `limit` bytes: a frame that would grow it beyond is
-    /// refused with [`SendError::OutputFull`] (a host then streams large values with
-    /// [`send_header`](Self::send_header) instead of copying them through the queue).
+    /// Caps what [`send`](Self::send) queues at `limit` bytes of queue: a value that would
+    /// grow it beyond is refused with [`SendError::OutputFull`], and the host streams it
+    /// with [`send_header`](Self::send_header) instead of copying it through the queue.
+    /// Other frames are bounded only by the buffer.
     pub fn with_queue_limit(mut self, limit: usize) -> Self {
         self.queue_limit = limit;
         self
@@ -254,11 +255,11 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
 
     // ---- output queue -------------------------------------------------------------
 
-    /// Room in the queue for one more frame, by the buffer and the queue limit.
-    fn room(&self) -> usize {
+    /// Room in the queue for one more frame, by the buffer and `limit` on the queue.
+    fn room(&self, limit: usize) -> usize {
         self.out
             .spare()
-            .min(self.queue_limit.saturating_sub(self.out.pending().len()))
+            .min(limit.saturating_sub(self.out.pending().len()))
     }
 
     /// Queues one frame whose payload is `value` in the internal envelope, or nothing.
@@ -267,9 +268,10 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
         code: MsgCode,
         channel: i32,
         value: &V,
+        limit: usize,
     ) -> Result<(), SendError> {
         let start = self.out.pending().len();
-        let room = self.room();
+        let room = self.room(limit);
         let zero = Header {
             code,
             channel,
@@ -313,7 +315,7 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
     fn queue_raw(&mut self, code: MsgCode, channel: i32, payload: &[u8]) -> Result<(), SendError> {
         let len = payload_len(payload.len())?;
         let needed = HEADER_LEN + payload.len();
-        if needed > self.room() {
+        if needed > self.room(usize::MAX) {
             return Err(SendError::OutputFull { needed });
         }
         let start = self.out.pending().len();
@@ -384,7 +386,12 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
                 e.str_display(&format_args!("RuntimeError: {}", self.0))
             }
         }
-        self.queue_value(MsgCode::ChannelCloseError, channel, &Text(reason))
+        self.queue_value(
+            MsgCode::ChannelCloseError,
+            channel,
+            &Text(reason),
+            usize::MAX,
+        )
     }
 
     /// Closes a peer's channel with `reason`, now or as soon as the queue has room.
@@ -470,7 +477,7 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
             kwargs,
         };
         self.open_with(MsgCode::ChannelExec, data, |e, id| {
-            e.queue_value(MsgCode::ChannelExec, id, &payload)
+            e.queue_value(MsgCode::ChannelExec, id, &payload, usize::MAX)
         })
     }
 
@@ -485,7 +492,7 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
     /// Queues a value on channel `id` (CHANNEL_DATA).
     pub fn send<V: Encode + ?Sized>(&mut self, id: i32, value: &V) -> Result<(), SendError> {
         self.sendable(id)?;
-        self.queue_value(MsgCode::ChannelData, id, value)
+        self.queue_value(MsgCode::ChannelData, id, value, self.queue_limit)
     }
 
     /// Queues an already encoded value (internal envelope) on channel `id`.
@@ -510,7 +517,7 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
             channel: id,
             len,
         };
-        if self.room() < HEADER_LEN || !self.out.extend(&header.to_bytes()) {
+        if self.room(usize::MAX) < HEADER_LEN || !self.out.extend(&header.to_bytes()) {
             return Err(SendError::OutputFull { needed: HEADER_LEN });
         }
         Ok(())
@@ -557,7 +564,9 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
         }
         match error {
             None => self.queue_raw(MsgCode::ChannelClose, id, &[])?,
-            Some(text) => self.queue_value(MsgCode::ChannelCloseError, id, &ErrorText(text))?,
+            Some(text) => {
+                self.queue_value(MsgCode::ChannelCloseError, id, &ErrorText(text), usize::MAX)?
+            }
         }
         self.table
             .remove(id)
@@ -623,7 +632,7 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
             execmodel,
         };
         self.all_or_nothing(|e| {
-            e.queue_value(MsgCode::ChannelData, channel, &payload)?;
+            e.queue_value(MsgCode::ChannelData, channel, &payload, usize::MAX)?;
             e.queue_raw(MsgCode::ChannelClose, channel, &[])
         })
     }
