@@ -185,11 +185,23 @@ impl Gateway {
 
     /// Starts a gateway from a parsed spec, with id `id` and the given options.
     pub fn open_with(spec: Spec, id: &str, options: &Options) -> Result<Gateway> {
-        let link = crate::transport::connect(&spec, options)?;
-        Self::start(spec, id, options, link)
+        let span = tracing::debug_span!("gateway", id = %id, role = "master");
+        let link = span.in_scope(|| crate::transport::connect(&spec, options))?;
+        Self::start_in(spec, id, options, link, span)
     }
 
     pub(crate) fn start(spec: Spec, id: &str, options: &Options, link: Link) -> Result<Gateway> {
+        let span = tracing::debug_span!("gateway", id = %id, role = "master");
+        Self::start_in(spec, id, options, link, span)
+    }
+
+    fn start_in(
+        spec: Spec,
+        id: &str,
+        options: &Options,
+        link: Link,
+        span: tracing::Span,
+    ) -> Result<Gateway> {
         let Link {
             input,
             output,
@@ -205,7 +217,14 @@ impl Gateway {
             overflow: options.on_overflow,
             process,
             closer,
+            span: Some(span),
         });
+        let _span = session.span.enter();
+        tracing::debug!(
+            spec = %spec,
+            pid = session.process.as_ref().map(Process::pid),
+            "worker started, waiting for the handshake"
+        );
         let gw = Gateway {
             inner: Arc::new(GatewayHandle {
                 session: session.clone(),
@@ -218,8 +237,9 @@ impl Gateway {
             .name(format!("execnet-reader-{id}"))
             .spawn(move || reader_thread(reader_session, input, tx))?;
         match rx.recv_timeout(options.startup_timeout) {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => tracing::debug!("handshake complete"),
             Ok(Err(why)) => {
+                tracing::warn!(cause = %why, "handshake failed");
                 let death = session.death_report(DeathKind::Handshake, why);
                 if let (
                     crate::spec::Transport::Ssh { destination, .. },
@@ -234,6 +254,7 @@ impl Gateway {
                 return Err(Error::Bootstrap(death));
             }
             Err(_) => {
+                tracing::warn!(timeout = ?options.startup_timeout, "no handshake in time");
                 let death = Death {
                     kind: DeathKind::Handshake,
                     cause: format!(

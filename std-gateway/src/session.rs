@@ -25,7 +25,7 @@ use execnet_core::encode::{Encode, Encoder};
 use execnet_core::engine::{
     close_error_text, ChannelTable, Engine, Entry, Event, ProtocolError, Role, SendError,
 };
-use execnet_core::frame::{FrameReader, Incoming, HEADER_LEN};
+use execnet_core::frame::{FrameReader, Header, Incoming, HEADER_LEN};
 use execnet_core::sink::Sink;
 use execnet_core::{EncodeError, Limits};
 
@@ -149,6 +149,8 @@ pub(crate) struct Session {
     pub(crate) executing: AtomicUsize,
     /// The execution model a worker's STATUS answer reports.
     pub(crate) execmodel: String,
+    /// The span every event of this gateway is recorded in, whatever thread records it.
+    pub(crate) span: tracing::Span,
 }
 
 /// What a new session needs.
@@ -161,6 +163,8 @@ pub(crate) struct SessionConfig {
     pub(crate) overflow: Overflow,
     pub(crate) process: Option<Process>,
     pub(crate) closer: Option<Box<dyn Fn() + Send + Sync>>,
+    /// The span to record in; a new one when `None`.
+    pub(crate) span: Option<tracing::Span>,
 }
 
 impl Session {
@@ -169,6 +173,9 @@ impl Session {
             Role::Master => "the worker",
             Role::Worker => "the master",
         };
+        let span = cfg
+            .span
+            .unwrap_or_else(|| tracing::debug_span!("gateway", id = %cfg.name, role = ?cfg.role));
         Arc::new(Session {
             name: cfg.name,
             peer,
@@ -188,6 +195,7 @@ impl Session {
             flush_scheduled: AtomicBool::new(false),
             executing: AtomicUsize::new(0),
             execmodel: "thread".into(),
+            span,
         })
     }
 
@@ -263,6 +271,7 @@ impl Session {
             e.swap_transmit(&mut out);
             (r, out)
         };
+        self.trace_out(&bytes);
         let written = w.write_all(&bytes);
         let mut bytes = bytes;
         bytes.clear();
@@ -293,6 +302,7 @@ impl Session {
             e.swap_transmit(&mut out);
             (queued, stream, out)
         };
+        self.trace_out(&bytes);
         let mut written = w.write_all(&bytes);
         let mut bytes = bytes;
         bytes.clear();
@@ -303,6 +313,27 @@ impl Session {
         drop(w);
         queued.map_err(|e| self.refused(e))?;
         written.map_err(|e| self.lost(e))
+    }
+
+    /// Records each frame header in `bytes` at trace level (a streamed value's payload
+    /// follows its header separately, so a header may close the batch).
+    fn trace_out(&self, mut bytes: &[u8]) {
+        if !tracing::enabled!(tracing::Level::TRACE) {
+            return;
+        }
+        let _span = self.span.enter();
+        while let Some(head) = bytes.first_chunk::<HEADER_LEN>() {
+            let Ok(h) = Header::parse(head, u32::MAX >> 1) else {
+                break;
+            };
+            tracing::trace!(
+                code = h.code.name(),
+                channel = h.channel,
+                len = h.len,
+                "frame out"
+            );
+            bytes = bytes.get(HEADER_LEN + h.len as usize..).unwrap_or(&[]);
+        }
     }
 
     /// Queues with `f` and has the queue written by a short-lived thread: for the reader
@@ -382,6 +413,15 @@ impl Session {
             *d = Some(death.clone());
             self.died.notify_all();
         }
+        {
+            let _span = self.span.enter();
+            match death.kind {
+                DeathKind::Closed | DeathKind::Terminated => {
+                    tracing::debug!(kind = ?death.kind, cause = %death, "gateway ended")
+                }
+                _ => tracing::warn!(kind = ?death.kind, cause = %death, "gateway died"),
+            }
+        }
         let mut chans = Vec::new();
         lock(&self.engine).table().for_each(&mut |_, e| {
             if let Some(st) = &e.data {
@@ -431,6 +471,7 @@ impl Session {
         input: &mut dyn Read,
         on_exec: Option<&ExecHook<'_>>,
     ) -> Ending {
+        let _span = self.span.enter();
         let mut reader = FrameReader::new(GrowBuf::new(), self.limits.max_message)
             .with_direct_payloads(DIRECT_MIN);
         loop {
@@ -466,6 +507,20 @@ impl Session {
                         Ok(None) => break,
                         Err(e) => return self.protocol_ending(e.into()),
                     };
+                    match &item {
+                        Incoming::Frame(f) => tracing::trace!(
+                            code = f.code.name(),
+                            channel = f.channel,
+                            len = f.payload.len(),
+                            "frame in"
+                        ),
+                        Incoming::Oversized(h) => tracing::debug!(
+                            code = h.code.name(),
+                            channel = h.channel,
+                            len = h.len,
+                            "frame in, too large for the buffer: skipped"
+                        ),
+                    }
                     let max = self.limits.max_message as usize;
                     let mut e = lock(&self.engine);
                     let event = match &item {

@@ -110,6 +110,7 @@ fn spawn_worker(argv: &[String], spec: &Spec, options: &Options, local_env: bool
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Error::Other("empty command".into()))?;
+    tracing::debug!(?argv, "starting the worker");
     let mut cmd = Command::new(program);
     cmd.args(args);
     if local_env {

@@ -114,6 +114,7 @@ impl Worker {
             overflow: crate::budget::Overflow::Wait,
             process: None,
             closer: None,
+            span: None,
         });
         let on_exec =
             |s: &Arc<Session>, channel: i32, payload: &[u8]| self.exec(s, channel, payload);
