@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use execnet_core::engine::{ProtocolError, SendError};
+use execnet_core::engine::SendError;
 use execnet_core::{DecodeError, EncodeError};
 
 use crate::process::Exit;
@@ -27,6 +27,18 @@ impl RemoteError {
             .find(|l| !l.trim().is_empty())
             .unwrap_or("")
             .trim()
+    }
+
+    /// The exception's type as Python names it (`ValueError`,
+    /// `mypackage.errors.Invalid`): the summary up to its first `": "`.
+    pub fn exception_type(&self) -> &str {
+        let s = self.summary();
+        s.split_once(": ").map_or(s, |(t, _)| t)
+    }
+
+    /// The exception's message: the summary after the type (empty when it has none).
+    pub fn message(&self) -> &str {
+        self.summary().split_once(": ").map_or("", |(_, m)| m)
     }
 }
 
@@ -87,107 +99,81 @@ impl fmt::Display for Death {
 }
 
 /// Everything that can go wrong with a gateway or channel.
-#[derive(Debug)]
+///
+/// Each variant's text says what happened and includes its cause, so that printing an
+/// error once says it all; none has a [`source`](std::error::Error::source), so that
+/// printing the chain (as `anyhow`'s `{:#}` does) never says a thing twice.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The spec did not parse.
+    #[error("invalid spec: {0}")]
     Spec(SpecError),
     /// The worker program could not be started (for example, the interpreter is not
     /// installed).
+    #[error("cannot start {program:?}: {error}")]
     Spawn {
         /// The program.
         program: String,
         /// The operating system's error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The worker started but did not complete the bootstrap handshake.
+    #[error("worker failed to start: {0}")]
     Bootstrap(Death),
-    /// An ssh gateway's host could not be reached (ssh exit status 255).
+    /// The host of an ssh or socket gateway could not be reached (ssh exit status 255, a
+    /// name that does not resolve, a refused connection).
+    #[error("host not reachable: {host}: {}", .message.trim())]
     HostUnreachable {
         /// The host.
         host: String,
-        /// ssh's own message.
+        /// What ssh or the system said.
         message: String,
     },
-    /// The remote code failed.
+    /// The remote code raised an exception.
+    #[error("{0}")]
     Remote(RemoteError),
     /// The channel is closed: no more values will come.
+    #[error("channel closed: no more values")]
     Eof,
     /// The channel is closed for sending.
+    #[error("channel is closed for sending")]
     Closed,
     /// A wait ran out of time.
+    #[error("timed out after {:.3} s", .0.as_secs_f64())]
     Timeout(Duration),
     /// The gateway's connection ended (the worker died, exited or misbehaved).
+    #[error("gateway connection lost: {0}")]
     GatewayDied(Death),
-    /// The peer broke the protocol.
-    Protocol(ProtocolError),
     /// A value could not be decoded.
+    #[error("cannot decode value: {0}")]
     Decode(DecodeError),
     /// A value could not be encoded.
+    #[error("cannot encode value: {0}")]
     Encode(EncodeError),
     /// Socket or pipe failure.
+    #[error("i/o error: {0}")]
     Io(io::Error),
     /// No channel with this id is open on the gateway.
+    #[error("no channel {0} is open on this gateway")]
     UnknownChannel(i32),
     /// The channel has a callback: its values go there, not to `receive`, and it cannot
     /// take a second one.
+    #[error("the channel has a callback: its values go to the callback")]
     HasCallback,
     /// This side ended the channel with an error: a callback panicked, a value for the
     /// callback did not decode, or a message on it was refused.
+    #[error("channel failed: {0}")]
     ChannelFailed(String),
     /// The protocol state does not allow the request (for example, too many channels).
+    #[error("not allowed: {0}")]
     NotAllowed(SendError),
     /// A server refused us (wrong or missing secret).
+    #[error("connection refused by server: {0}")]
     Refused(String),
     /// Anything else, with a description.
+    #[error("{0}")]
     Other(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Spec(e) => write!(f, "invalid spec: {e}"),
-            Error::Spawn { program, source } => {
-                write!(f, "cannot start {program:?}: {source}")
-            }
-            Error::Bootstrap(d) => write!(f, "worker failed to start: {d}"),
-            Error::HostUnreachable { host, message } => {
-                write!(f, "host not reachable: {host}: {}", message.trim())
-            }
-            Error::Remote(e) => e.fmt(f),
-            Error::Eof => f.write_str("channel closed: no more values"),
-            Error::Closed => f.write_str("channel is closed for sending"),
-            Error::Timeout(d) => write!(f, "timed out after {:.3} s", d.as_secs_f64()),
-            Error::GatewayDied(d) => write!(f, "gateway connection lost: {d}"),
-            Error::Protocol(e) => write!(f, "protocol error from the worker: {e}"),
-            Error::Decode(e) => write!(f, "cannot decode value: {e}"),
-            Error::Encode(e) => write!(f, "cannot encode value: {e}"),
-            Error::Io(e) => write!(f, "i/o error: {e}"),
-            Error::UnknownChannel(id) => write!(f, "no channel {id} is open on this gateway"),
-            Error::HasCallback => {
-                f.write_str("the channel has a callback: its values go to the callback")
-            }
-            Error::ChannelFailed(text) => write!(f, "channel failed: {text}"),
-            Error::NotAllowed(e) => write!(f, "not allowed: {e}"),
-            Error::Refused(why) => write!(f, "connection refused by server: {why}"),
-            Error::Other(s) => f.write_str(s),
-        }
-    }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Spec(e) => Some(e),
-            Error::Spawn { source, .. } => Some(source),
-            Error::Remote(e) => Some(e),
-            Error::Protocol(e) => Some(e),
-            Error::Decode(e) => Some(e),
-            Error::Encode(e) => Some(e),
-            Error::Io(e) => Some(e),
-            _ => None,
-        }
-    }
 }
 
 impl From<SpecError> for Error {
@@ -218,3 +204,54 @@ impl From<RemoteError> for Error {
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn no_error_says_its_cause_twice() {
+        let errors = [
+            Error::Remote(RemoteError {
+                traceback: "Traceback (most recent call last):\nValueError: boom".into(),
+            }),
+            Error::Io(io::Error::other("pipe broke")),
+            Error::Spawn {
+                program: "python9".into(),
+                error: io::ErrorKind::NotFound.into(),
+            },
+            Error::Decode(DecodeError::new(
+                execnet_core::DecodeErrorKind::MissingStop,
+                3,
+                None,
+            )),
+        ];
+        for e in errors {
+            let text = e.to_string();
+            let mut chain = text.clone();
+            let mut source = e.source();
+            while let Some(s) = source {
+                chain.push_str(&s.to_string());
+                source = s.source();
+            }
+            assert_eq!(chain, text, "the chain repeats the message");
+        }
+    }
+
+    #[test]
+    fn a_remote_error_names_its_type_and_message() {
+        let e = RemoteError {
+            traceback: "Traceback (most recent call last):\n  File \"<remote exec>\", line 1\nexecnet.gateway_base.RemoteError: KeyError: 'x'\n".into(),
+        };
+        assert_eq!(e.exception_type(), "execnet.gateway_base.RemoteError");
+        assert_eq!(e.message(), "KeyError: 'x'");
+        let bare = RemoteError {
+            traceback: "Traceback ...\nKeyboardInterrupt\n".into(),
+        };
+        assert_eq!(
+            (bare.exception_type(), bare.message()),
+            ("KeyboardInterrupt", "")
+        );
+    }
+}

@@ -119,9 +119,9 @@ fn spawn_worker(argv: &[String], spec: &Spec, options: &Options, local_env: bool
         }
     }
     let (process, mut pipes) =
-        Process::spawn(cmd, options.output).map_err(|source| Error::Spawn {
+        Process::spawn(cmd, options.output).map_err(|error| Error::Spawn {
             program: program.clone(),
-            source,
+            error,
         })?;
     // A failed write means the worker died at once; the handshake reports why.
     let _ = pipes.stdin.write_all(&bootstrap_payload());

@@ -58,14 +58,9 @@ impl fmt::Display for ProtocolError {
     }
 }
 
-impl core::error::Error for ProtocolError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            ProtocolError::Frame(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// Each message includes its cause: no [`source`](core::error::Error::source), so that a
+/// printed chain never repeats it.
+impl core::error::Error for ProtocolError {}
 
 impl From<FrameError> for ProtocolError {
     fn from(e: FrameError) -> Self {
@@ -111,19 +106,13 @@ impl fmt::Display for SendError {
             SendError::WrongRole(code) => {
                 write!(f, "{} is not sent by this side", code.name())
             }
-            SendError::Encode(_) => f.write_str("the value cannot be encoded"),
+            SendError::Encode(e) => write!(f, "the value cannot be encoded: {e}"),
         }
     }
 }
 
-impl core::error::Error for SendError {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            SendError::Encode(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// Each message includes its cause (see [`ProtocolError`]).
+impl core::error::Error for SendError {}
 
 impl From<EncodeError> for SendError {
     fn from(e: EncodeError) -> Self {
