@@ -132,6 +132,7 @@ pub struct Gateway {
 struct GatewayHandle {
     session: Arc<Session>,
     spec: Spec,
+    rinfo: std::sync::Mutex<Option<RInfo>>,
 }
 
 impl Drop for GatewayHandle {
@@ -229,6 +230,7 @@ impl Gateway {
             inner: Arc::new(GatewayHandle {
                 session: session.clone(),
                 spec,
+                rinfo: std::sync::Mutex::new(None),
             }),
         };
         let (tx, rx) = mpsc::channel();
@@ -401,11 +403,23 @@ impl Gateway {
         self.session().transmit(|e| e.reconfigure(None, config))
     }
 
-    /// The worker's executable, version, pid, working directory and platform.
+    /// The worker's executable, version, pid, working directory and platform, asked
+    /// once and then remembered, as the reference's `_rinfo()` does; see
+    /// [`refresh_rinfo`](Self::refresh_rinfo) for a fresh answer.
     pub fn rinfo(&self) -> Result<RInfo> {
+        if let Some(info) = crate::session::lock(&self.inner.rinfo).clone() {
+            return Ok(info);
+        }
+        self.refresh_rinfo()
+    }
+
+    /// Asks the worker again (its working directory may have changed) and remembers the
+    /// answer.
+    pub fn refresh_rinfo(&self) -> Result<RInfo> {
         let ch = self.remote_exec(RINFO_SOURCE)?;
         let info = ch.receive::<RInfo>()?;
         ch.wait_close(None)?;
+        *crate::session::lock(&self.inner.rinfo) = Some(info.clone());
         Ok(info)
     }
 

@@ -131,11 +131,15 @@ pub fn run(group: &Group, spec: &str, name: &str, py2: bool, local: bool) {
     exit_ends_everything(&gw, &ctx);
 }
 
-/// `rinfo` and `remote_status` describe the worker.
+/// `rinfo` and `remote_status` describe the worker; `rinfo` is remembered until refreshed.
 pub fn rinfo_and_status(gw: &Gateway, ctx: &Ctx) {
     let info = gw.rinfo().unwrap();
     assert_eq!(info.version_info.0, if ctx.py2 { 2 } else { 3 }, "{info:?}");
     assert!(info.pid > 0);
+    let again = gw.rinfo().unwrap();
+    assert_eq!(again, info);
+    let fresh = gw.refresh_rinfo().unwrap();
+    assert_eq!(fresh.pid, info.pid);
     let st = gw.remote_status().unwrap();
     assert_eq!(st.execmodel, "thread");
 }

@@ -152,3 +152,26 @@ fn every_shared_behaviour_is_listed() {
     let in_suite: Vec<&str> = suite::SHARED.iter().map(|(n, _)| *n).collect();
     assert_eq!(in_suite, listed);
 }
+
+/// `rinfo` is remembered: a working directory changed since shows only after a refresh.
+#[test]
+fn rinfo_is_cached_until_refreshed() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    let group = Group::new();
+    let gw = group.makegateway(&spec(&py)).unwrap();
+    let before = gw.rinfo().unwrap();
+    let dir = std::env::temp_dir().canonicalize().unwrap();
+    gw.remote_exec(&format!(
+        "import os\nos.chdir({:?})",
+        dir.display().to_string()
+    ))
+    .unwrap()
+    .wait_close(Some(Duration::from_secs(10)))
+    .unwrap();
+    assert_eq!(gw.rinfo().unwrap().cwd, before.cwd);
+    assert_eq!(gw.refresh_rinfo().unwrap().cwd, dir.display().to_string());
+    assert_eq!(gw.rinfo().unwrap().cwd, dir.display().to_string());
+    group.terminate(Duration::from_secs(2));
+}
