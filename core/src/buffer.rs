@@ -43,31 +43,63 @@ pub trait OutputBuf {
     fn patch(&mut self, at: usize, bytes: &[u8]);
 }
 
-/// A fixed-capacity buffer in a plain array, for hosts without an allocator; it serves as
-/// input buffer and as output queue.
-#[derive(Clone, Debug)]
-pub struct FixedBuf<const N: usize> {
-    data: [u8; N],
+/// Bytes held in a run `start..end` of some storage: what both buffers share.
+#[derive(Clone, Debug, Default)]
+struct Window<S> {
+    data: S,
     start: usize,
     end: usize,
 }
 
-impl<const N: usize> FixedBuf<N> {
-    /// An empty buffer.
-    pub const fn new() -> Self {
-        FixedBuf {
-            data: [0; N],
-            start: 0,
-            end: 0,
+impl<S: AsRef<[u8]> + AsMut<[u8]>> Window<S> {
+    fn held(&self) -> &[u8] {
+        self.data.as_ref().get(self.start..self.end).unwrap_or(&[])
+    }
+
+    fn free(&mut self) -> &mut [u8] {
+        let end = self.end;
+        self.data.as_mut().get_mut(end..).unwrap_or(&mut [])
+    }
+
+    fn commit(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.data.as_ref().len());
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
         }
     }
 
     /// Moves the held bytes to the front, so that all free room is at the end.
     fn compact(&mut self) {
         if self.start > 0 {
-            self.data.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
+            let (start, end) = (self.start, self.end);
+            self.data.as_mut().copy_within(start..end, 0);
+            self.end -= start;
             self.start = 0;
+        }
+    }
+}
+
+/// A fixed-capacity buffer in a plain array, for hosts without an allocator; it serves as
+/// input buffer and as output queue.
+#[derive(Clone, Debug)]
+pub struct FixedBuf<const N: usize> {
+    w: Window<[u8; N]>,
+}
+
+impl<const N: usize> FixedBuf<N> {
+    /// An empty buffer.
+    pub const fn new() -> Self {
+        FixedBuf {
+            w: Window {
+                data: [0; N],
+                start: 0,
+                end: 0,
+            },
         }
     }
 }
@@ -80,21 +112,17 @@ impl<const N: usize> Default for FixedBuf<N> {
 
 impl<const N: usize> InputBuf for FixedBuf<N> {
     fn data(&self) -> &[u8] {
-        self.data.get(self.start..self.end).unwrap_or(&[])
+        self.w.held()
     }
     fn space(&mut self, _want: usize) -> &mut [u8] {
-        self.compact();
-        self.data.get_mut(self.end..).unwrap_or(&mut [])
+        self.w.compact();
+        self.w.free()
     }
     fn commit(&mut self, n: usize) {
-        self.end = (self.end + n).min(N);
+        self.w.commit(n);
     }
     fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
+        self.w.consume(n);
     }
     fn capacity(&self) -> usize {
         N
@@ -103,37 +131,37 @@ impl<const N: usize> InputBuf for FixedBuf<N> {
 
 impl<const N: usize> OutputBuf for FixedBuf<N> {
     fn pending(&self) -> &[u8] {
-        InputBuf::data(self)
+        self.w.held()
     }
     fn consume(&mut self, n: usize) {
-        InputBuf::consume(self, n);
+        self.w.consume(n);
     }
     fn spare(&self) -> usize {
-        N - (self.end - self.start)
+        N - (self.w.end - self.w.start)
     }
     fn extend(&mut self, bytes: &[u8]) -> bool {
         if bytes.len() > self.spare() {
             return false;
         }
-        if N - self.end < bytes.len() {
-            self.compact();
+        if N - self.w.end < bytes.len() {
+            self.w.compact();
         }
-        match self.data.get_mut(self.end..self.end + bytes.len()) {
+        match self.w.free().get_mut(..bytes.len()) {
             Some(dst) => {
                 dst.copy_from_slice(bytes);
-                self.end += bytes.len();
+                self.w.end += bytes.len();
                 true
             }
             None => false,
         }
     }
     fn truncate(&mut self, len: usize) {
-        self.end = self.end.min(self.start + len);
+        self.w.end = self.w.end.min(self.w.start + len);
     }
     fn patch(&mut self, at: usize, bytes: &[u8]) {
-        let from = self.start + at;
-        if let Some(dst) = self.data.get_mut(from..from + bytes.len()) {
-            if from + bytes.len() <= self.end {
+        let from = self.w.start + at;
+        if from + bytes.len() <= self.w.end {
+            if let Some(dst) = self.w.data.get_mut(from..from + bytes.len()) {
                 dst.copy_from_slice(bytes);
             }
         }
@@ -146,9 +174,7 @@ impl<const N: usize> OutputBuf for FixedBuf<N> {
 #[cfg(feature = "alloc")]
 #[derive(Clone, Debug, Default)]
 pub struct GrowBuf {
-    data: alloc::vec::Vec<u8>,
-    start: usize,
-    end: usize,
+    w: Window<alloc::vec::Vec<u8>>,
 }
 
 #[cfg(feature = "alloc")]
@@ -156,9 +182,11 @@ impl GrowBuf {
     /// An empty buffer that allocates on first use.
     pub const fn new() -> Self {
         GrowBuf {
-            data: alloc::vec::Vec::new(),
-            start: 0,
-            end: 0,
+            w: Window {
+                data: alloc::vec::Vec::new(),
+                start: 0,
+                end: 0,
+            },
         }
     }
 }
@@ -166,29 +194,23 @@ impl GrowBuf {
 #[cfg(feature = "alloc")]
 impl InputBuf for GrowBuf {
     fn data(&self) -> &[u8] {
-        self.data.get(self.start..self.end).unwrap_or(&[])
+        self.w.held()
     }
     fn space(&mut self, want: usize) -> &mut [u8] {
-        if self.data.len() - self.end < want && self.start > 0 {
-            self.data.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
+        if self.w.data.len() - self.w.end < want {
+            self.w.compact();
         }
-        if self.data.len() - self.end < want {
-            let size = (self.end + want).max(self.data.len() * 2);
-            self.data.resize(size, 0);
+        if self.w.data.len() - self.w.end < want {
+            let size = (self.w.end + want).max(self.w.data.len() * 2);
+            self.w.data.resize(size, 0);
         }
-        self.data.get_mut(self.end..).unwrap_or(&mut [])
+        self.w.free()
     }
     fn commit(&mut self, n: usize) {
-        self.end = (self.end + n).min(self.data.len());
+        self.w.commit(n);
     }
     fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
+        self.w.consume(n);
     }
     fn capacity(&self) -> usize {
         usize::MAX

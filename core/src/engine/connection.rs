@@ -692,6 +692,20 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
         }
     }
 
+    /// Checks that a CHANNEL_EXEC may open channel `id` (a worker, a new id of the peer's
+    /// numbering), and takes the id.
+    fn accept_exec_id(&mut self, id: i32) -> Result<(), ProtocolError> {
+        let code = MsgCode::ChannelExec;
+        if self.role != Role::Worker {
+            return Err(ProtocolError::WrongDirection(code));
+        }
+        if !self.peer_id(id) || id <= self.peer_high || self.table.get(id).is_some() {
+            return Err(ProtocolError::BadChannelId { code, channel: id });
+        }
+        self.peer_high = id;
+        Ok(())
+    }
+
     /// What a message for channel `id`, not in the table, means.
     fn not_open(&self, code: MsgCode, id: i32) -> Result<Event<T::Data>, ProtocolError> {
         if id <= 0 {
@@ -758,13 +772,7 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
                 Ok(Event::Terminate)
             }
             MsgCode::ChannelExec => {
-                if self.role != Role::Worker {
-                    return Err(ProtocolError::WrongDirection(code));
-                }
-                if !self.peer_id(id) || id <= self.peer_high || self.table.get(id).is_some() {
-                    return Err(ProtocolError::BadChannelId { code, channel: id });
-                }
-                self.peer_high = id;
+                self.accept_exec_id(id)?;
                 let entry = Entry {
                     state: self.fresh(),
                     data: T::Data::default(),
@@ -841,13 +849,7 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
         };
         match code {
             MsgCode::ChannelExec => {
-                if self.role != Role::Worker {
-                    return Err(ProtocolError::WrongDirection(code));
-                }
-                if !self.peer_id(id) || id <= self.peer_high || self.table.get(id).is_some() {
-                    return Err(ProtocolError::BadChannelId { code, channel: id });
-                }
-                self.peer_high = id;
+                self.accept_exec_id(id)?;
                 self.refuse(id, reason);
                 Ok(Event::Refused {
                     channel: id,
