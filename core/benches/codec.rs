@@ -218,7 +218,41 @@ fn benches(c: &mut Criterion) {
 
 criterion_group!(codec, benches);
 
+/// Times an owned decode of each `dumps` file named in `EXECNET_BENCH_FILES` (separated by
+/// `:`), best of `EXECNET_BENCH_REPEAT` runs, and writes `{path: nanoseconds}` to `out`.
+fn files_report(files: &str, out: &str) {
+    let repeat: usize = std::env::var("EXECNET_BENCH_REPEAT")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let mut json = String::from("{");
+    for (i, path) in files.split(':').enumerate() {
+        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let best = (0..repeat)
+            .map(|_| {
+                let t = Instant::now();
+                black_box(Value::decode_dumps(&data, &Limits::DEFAULT).unwrap());
+                t.elapsed().as_nanos()
+            })
+            .min()
+            .unwrap_or(0);
+        if i > 0 {
+            json.push_str(", ");
+        }
+        json.push_str(&format!("\"{path}\": {best}"));
+    }
+    json.push('}');
+    std::fs::write(out, json).unwrap();
+}
+
 fn main() {
+    if let (Ok(files), Ok(out)) = (
+        std::env::var("EXECNET_BENCH_FILES"),
+        std::env::var("EXECNET_BENCH_JSON"),
+    ) {
+        files_report(&files, &out);
+        return;
+    }
     if let Ok(path) = std::env::var("EXECNET_BENCH_JSON") {
         json_report(&path);
         return;

@@ -148,16 +148,17 @@ impl Value {
                 Value::Tuple(items.iter().map(|i| Value::from_ref(&i, config)).collect())
             }
             ValueRef::Set(items) => Value::Set(crate::pyeq::dedup_members(
-                items.iter().map(|i| Value::from_ref(&i, config)),
+                items.iter().map(|i| Value::from_ref(&i, config)).collect(),
                 config,
             )),
             ValueRef::FrozenSet(items) => Value::FrozenSet(crate::pyeq::dedup_members(
-                items.iter().map(|i| Value::from_ref(&i, config)),
+                items.iter().map(|i| Value::from_ref(&i, config)).collect(),
                 config,
             )),
             ValueRef::Dict(map) => Value::Dict(crate::pyeq::dedup_entries(
                 map.iter()
-                    .map(|(k, v)| (Value::from_ref(&k, config), Value::from_ref(&v, config))),
+                    .map(|(k, v)| (Value::from_ref(&k, config), Value::from_ref(&v, config)))
+                    .collect(),
                 config,
             )),
         }
