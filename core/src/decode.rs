@@ -872,6 +872,21 @@ fn decode_at<'a, 's, S: NodeStorage<'a> + ?Sized>(
     Ok((ValueRef::from_node(nodes, root), decoded.end))
 }
 
+/// Refuses a whole input longer than `max_message` before any work.
+fn within_message(len: usize, limits: &Limits) -> Result<(), DecodeError> {
+    if len > limits.max_message as usize {
+        return Err(DecodeError::new(
+            K::MessageTooLong {
+                len,
+                max: limits.max_message,
+            },
+            0,
+            None,
+        ));
+    }
+    Ok(())
+}
+
 fn version_of(input: &[u8]) -> Result<Version, DecodeError> {
     match input.first() {
         None => Err(DecodeError::new(
@@ -913,6 +928,7 @@ pub fn decode_internal<'a, 's, S: NodeStorage<'a> + ?Sized>(
     storage: &'s mut S,
     limits: &Limits,
 ) -> Result<ValueRef<'a, 's>, DecodeError> {
+    within_message(input.len(), limits)?;
     let (v, end) = decode_at(input, 0, storage, limits)?;
     no_trailing(input, end)?;
     Ok(v)
@@ -926,6 +942,7 @@ pub fn take_internal<'a, 's, S: NodeStorage<'a> + ?Sized>(
     limits: &Limits,
 ) -> Result<(ValueRef<'a, 's>, &'a [u8]), DecodeError> {
     let (v, end) = decode_at(input, 0, storage, limits)?;
+    within_message(end, limits)?;
     Ok((v, input.get(end..).unwrap_or(&[])))
 }
 
@@ -944,6 +961,7 @@ pub fn decode_dumps<'a, 's, S: NodeStorage<'a> + ?Sized>(
     storage: &'s mut S,
     limits: &Limits,
 ) -> Result<(Version, ValueRef<'a, 's>), DecodeError> {
+    within_message(input.len(), limits)?;
     let version = version_of(input)?;
     let (v, end) = decode_at(input, 1, storage, limits)?;
     no_trailing(input, end)?;
@@ -958,6 +976,7 @@ pub fn take_dumps<'a, 's, S: NodeStorage<'a> + ?Sized>(
 ) -> Result<(Version, ValueRef<'a, 's>, &'a [u8]), DecodeError> {
     let version = version_of(input)?;
     let (v, end) = decode_at(input, 1, storage, limits)?;
+    within_message(end, limits)?;
     Ok((version, v, input.get(end..).unwrap_or(&[])))
 }
 

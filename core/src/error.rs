@@ -103,6 +103,14 @@ pub enum DecodeErrorKind {
     },
     /// Bytes follow `STOP` in a whole-buffer decode.
     TrailingBytes(usize),
+    /// The input (or, for `take_*`, the value taken) is longer than
+    /// [`Limits::max_message`](crate::Limits).
+    MessageTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: u32,
+    },
     /// The caller's node storage is too small for this input.
     StorageFull {
         /// Nodes the storage holds.
@@ -206,6 +214,10 @@ impl fmt::Display for DecodeErrorKind {
             TooDeep { max } => write!(f, "nesting deeper than the limit of {max}"),
             TooManyItems { max } => write!(f, "more than the limit of {max} values"),
             TrailingBytes(n) => write!(f, "{n} bytes follow STOP"),
+            MessageTooLong { len, max } => write!(
+                f,
+                "message of {len} bytes exceeds the limit of {max} (Limits::max_message)"
+            ),
             StorageFull { capacity, needed } => write!(
                 f,
                 "node storage of {capacity} nodes is too small; {needed} nodes are enough"
@@ -229,6 +241,47 @@ impl fmt::Display for DecodeError {
     }
 }
 
+/// One of the bounds of [`Limits`](crate::Limits), named in errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Limit {
+    /// [`Limits::max_depth`](crate::Limits::max_depth).
+    Depth,
+    /// [`Limits::max_items`](crate::Limits::max_items).
+    Items,
+    /// [`Limits::max_bytes`](crate::Limits::max_bytes).
+    Bytes,
+    /// [`Limits::max_bigint_digits`](crate::Limits::max_bigint_digits).
+    BigIntDigits,
+    /// [`Limits::max_message`](crate::Limits::max_message).
+    Message,
+}
+
+impl Limit {
+    /// The field's name in [`Limits`](crate::Limits).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Limit::Depth => "max_depth",
+            Limit::Items => "max_items",
+            Limit::Bytes => "max_bytes",
+            Limit::BigIntDigits => "max_bigint_digits",
+            Limit::Message => "max_message",
+        }
+    }
+
+    /// What the limit counts, for messages.
+    const fn what(self) -> &'static str {
+        match self {
+            Limit::Depth => "nesting depth",
+            Limit::Items => "value count",
+            Limit::Bytes => "string or bytes length",
+            Limit::BigIntDigits => "integer digit count",
+            Limit::Message => "encoded size in bytes",
+        }
+    }
+}
+
 /// Why a value could not be encoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -240,6 +293,16 @@ pub enum EncodeError {
     Io,
     /// A length or count does not fit the format's signed 32-bit field.
     TooLong(usize),
+    /// The value is beyond one of the [`Limits`](crate::Limits) the encoder was given,
+    /// which a decoder with the same limits would refuse.
+    LimitExceeded {
+        /// Which bound.
+        limit: Limit,
+        /// What the value has (or reaches first).
+        found: usize,
+        /// The bound.
+        max: u32,
+    },
     /// Big-integer text that is not an optional `-` followed by ASCII digits.
     InvalidIntText,
     /// The Rust value has no execnet representation (serde); says which.
@@ -258,6 +321,12 @@ impl fmt::Display for EncodeError {
             EncodeError::TooLong(n) => {
                 write!(f, "length {n} does not fit a signed 32-bit field")
             }
+            EncodeError::LimitExceeded { limit, found, max } => write!(
+                f,
+                "{} {found} exceeds Limits::{} ({max}), which a decoder with the same limits refuses",
+                limit.what(),
+                limit.name()
+            ),
             EncodeError::InvalidIntText => {
                 f.write_str("integer text is not an optional '-' followed by ASCII digits")
             }

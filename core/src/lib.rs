@@ -98,7 +98,7 @@ pub mod value;
 
 pub use decode::Version;
 pub use encode::Envelope;
-pub use error::{DecodeError, DecodeErrorKind, EncodeError};
+pub use error::{DecodeError, DecodeErrorKind, EncodeError, Limit};
 pub use limits::Limits;
 #[cfg(feature = "alloc")]
 pub use owned::{Int, Value};

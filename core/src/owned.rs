@@ -237,33 +237,43 @@ impl Encode for Value {
             Value::Py2Str(b) => e.py2str(b),
             Value::Channel(c) => e.channel(*c),
             Value::List(items) => {
+                e.enter()?;
                 e.new_list(items.len())?;
                 for (i, item) in items.iter().enumerate() {
                     e.list_index(i)?;
                     item.encode(e)?;
                     e.setitem()?;
                 }
+                e.leave();
                 Ok(())
             }
             Value::Tuple(items) => {
+                e.enter()?;
                 items.iter().try_for_each(|i| i.encode(e))?;
+                e.leave();
                 e.build_tuple(items.len())
             }
             Value::Set(items) => {
+                e.enter()?;
                 items.iter().try_for_each(|i| i.encode(e))?;
+                e.leave();
                 e.build_set(items.len())
             }
             Value::FrozenSet(items) => {
+                e.enter()?;
                 items.iter().try_for_each(|i| i.encode(e))?;
+                e.leave();
                 e.build_frozenset(items.len())
             }
             Value::Dict(entries) => {
+                e.enter()?;
                 e.new_dict()?;
                 for (k, v) in entries {
                     k.encode(e)?;
                     v.encode(e)?;
                     e.setitem()?;
                 }
+                e.leave();
                 Ok(())
             }
         }

@@ -59,7 +59,11 @@ fn nans(n: usize) -> Vec<Value> {
 /// NaNs with n different payloads (and both signs): as unequal as the plain NaN.
 fn nan_payloads(n: usize) -> Vec<Value> {
     (0..n as u64)
-        .map(|i| Value::Float(f64::from_bits((0x7ff8_0000_0000_0001 + i) | ((i & 1) << 63))))
+        .map(|i| {
+            Value::Float(f64::from_bits(
+                (0x7ff8_0000_0000_0001 + i) | ((i & 1) << 63),
+            ))
+        })
         .collect()
 }
 

@@ -42,6 +42,17 @@ pub fn to_vec<T: ::serde::Serialize + ?Sized>(
     crate::encode::to_vec(&Serde(value), envelope)
 }
 
+/// Encodes a `Serialize` value into a new `Vec`, refusing what a decoder with `limits`
+/// would refuse (feature `alloc`).
+#[cfg(feature = "alloc")]
+pub fn to_vec_with_limits<T: ::serde::Serialize + ?Sized>(
+    value: &T,
+    envelope: crate::Envelope,
+    limits: &crate::Limits,
+) -> Result<alloc::vec::Vec<u8>, crate::EncodeError> {
+    crate::encode::encode_with_limits(&Serde(value), envelope, alloc::vec::Vec::new(), limits)
+}
+
 /// Encodes a `Serialize` value into `buf`; returns the written prefix.
 pub fn to_slice<'b, T: ::serde::Serialize + ?Sized>(
     value: &T,

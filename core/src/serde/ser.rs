@@ -178,15 +178,19 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), EncodeError> {
+        self.e.enter()?;
         self.e.new_dict()?;
         self.e.str(variant)?;
         value.serialize(Serializer { e: &mut *self.e })?;
-        self.e.setitem()
+        self.e.setitem()?;
+        self.e.leave();
+        Ok(())
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<List<'e, S>, EncodeError> {
         let len = len.ok_or(EncodeError::Unsupported(
             "a sequence of unknown length (execnet lists announce their length first)",
         ))?;
+        self.e.enter()?;
         self.e.new_list(len)?;
         Ok(List {
             e: self.e,
@@ -195,6 +199,7 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         })
     }
     fn serialize_tuple(self, len: usize) -> Result<Tuple<'e, S>, EncodeError> {
+        self.e.enter()?;
         Ok(Tuple {
             e: self.e,
             len,
@@ -215,8 +220,10 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         variant: &'static str,
         len: usize,
     ) -> Result<Tuple<'e, S>, EncodeError> {
+        self.e.enter()?;
         self.e.new_dict()?;
         self.e.str(variant)?;
+        self.e.enter()?;
         Ok(Tuple {
             e: self.e,
             len,
@@ -224,6 +231,7 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         })
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Dict<'e, S>, EncodeError> {
+        self.e.enter()?;
         self.e.new_dict()?;
         Ok(Dict {
             e: self.e,
@@ -235,6 +243,7 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         _name: &'static str,
         _len: usize,
     ) -> Result<Dict<'e, S>, EncodeError> {
+        self.e.enter()?;
         self.e.new_dict()?;
         Ok(Dict {
             e: self.e,
@@ -248,8 +257,10 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Dict<'e, S>, EncodeError> {
+        self.e.enter()?;
         self.e.new_dict()?;
         self.e.str(variant)?;
+        self.e.enter()?;
         self.e.new_dict()?;
         Ok(Dict {
             e: self.e,
@@ -295,6 +306,7 @@ impl<S: Sink> ser::SerializeSeq for List<'_, S> {
     }
     fn end(self) -> Result<(), EncodeError> {
         if self.index == self.len {
+            self.e.leave();
             Ok(())
         } else {
             Err(EncodeError::Misuse("fewer sequence items than announced"))
@@ -314,9 +326,11 @@ impl<S: Sink> Tuple<'_, S> {
         value.serialize(Serializer { e: &mut *self.e })
     }
     fn finish(self) -> Result<(), EncodeError> {
+        self.e.leave();
         self.e.build_tuple(self.len)?;
         if self.variant {
             self.e.setitem()?;
+            self.e.leave();
         }
         Ok(())
     }
@@ -372,6 +386,7 @@ impl<S: Sink> ser::SerializeMap for Dict<'_, S> {
         self.e.setitem()
     }
     fn end(self) -> Result<(), EncodeError> {
+        self.e.leave();
         Ok(())
     }
 }
@@ -399,6 +414,7 @@ impl<S: Sink> ser::SerializeStruct for Dict<'_, S> {
         self.field(key, value)
     }
     fn end(self) -> Result<(), EncodeError> {
+        self.e.leave();
         Ok(())
     }
 }
@@ -414,8 +430,10 @@ impl<S: Sink> ser::SerializeStructVariant for Dict<'_, S> {
         self.field(key, value)
     }
     fn end(self) -> Result<(), EncodeError> {
+        self.e.leave();
         if self.variant {
             self.e.setitem()?;
+            self.e.leave();
         }
         Ok(())
     }
