@@ -588,11 +588,9 @@ impl<'a> Parser<'a, '_> {
         self.push(arena, node)
     }
 
+    #[cold]
     fn internal(&self) -> DecodeError {
-        self.err(K::StackUnderflow {
-            needed: 1,
-            available: 0,
-        })
+        self.err(K::Internal)
     }
 
     /// `SETITEM` for a list whose index was read: the top value becomes its next item.

@@ -129,14 +129,61 @@ pub enum DecodeErrorKind {
     /// A serde `Deserialize` implementation reported an error; the text is lost without
     /// `alloc`.
     Custom(Message),
+    /// The decoder broke one of its own invariants: a bug in this crate, not in the
+    /// input. Please report it with the input.
+    Internal,
 }
 
-/// A short error text: owned under `alloc`, a fixed note otherwise.
+/// The text of an error reported by a serde implementation.
+///
+/// One type under every feature set, so that enabling `alloc` anywhere in a build changes
+/// no signature: with `alloc` it holds the text itself, without it a fixed note (there
+/// is nowhere to keep a formatted text).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message(MessageText);
+
 #[cfg(feature = "alloc")]
-pub type Message = alloc::string::String;
-/// A short error text: owned under `alloc`, a fixed note otherwise.
+type MessageText = alloc::string::String;
 #[cfg(not(feature = "alloc"))]
-pub type Message = &'static str;
+type MessageText = &'static str;
+
+impl Message {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A message from anything printable: its text under `alloc`, otherwise `note`.
+    #[cfg(all(feature = "serde", feature = "alloc"))]
+    pub(crate) fn from_display(text: impl fmt::Display, _note: &'static str) -> Message {
+        Message(alloc::format!("{text}"))
+    }
+
+    /// A message from anything printable: its text under `alloc`, otherwise `note`.
+    #[cfg(all(feature = "serde", not(feature = "alloc")))]
+    pub(crate) fn from_display(_text: impl fmt::Display, note: &'static str) -> Message {
+        Message(note)
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Message {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
 
 /// A decode failure: what, at which byte offset, under which opcode.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,19 +191,30 @@ pub type Message = &'static str;
 pub struct DecodeError {
     /// What went wrong.
     pub kind: DecodeErrorKind,
-    /// Byte offset in the input of the opcode being processed (or of the end of input).
-    pub offset: usize,
+    /// Byte offset in the input of the opcode being processed (or of the end of input);
+    /// for a serde error, of the value being deserialized. `None` when the error has no
+    /// place in an input (a serde error over a value built by hand).
+    pub offset: Option<usize>,
     /// The opcode being processed, when there was one.
     pub opcode: Option<u8>,
 }
 
 impl DecodeError {
-    /// A new error.
+    /// A new error at byte `offset`.
     pub const fn new(kind: DecodeErrorKind, offset: usize, opcode: Option<u8>) -> Self {
         DecodeError {
             kind,
-            offset,
+            offset: Some(offset),
             opcode,
+        }
+    }
+
+    /// A new error with no place in an input.
+    pub const fn unplaced(kind: DecodeErrorKind) -> Self {
+        DecodeError {
+            kind,
+            offset: None,
+            opcode: None,
         }
     }
 }
@@ -223,14 +281,18 @@ impl fmt::Display for DecodeErrorKind {
                 "node storage of {capacity} nodes is too small; {needed} nodes are enough"
             ),
             Mismatch { expected, found } => write!(f, "expected {expected}, found {found}"),
-            Custom(m) => f.write_str(m),
+            Custom(m) => f.write_str(m.as_str()),
+            Internal => f.write_str("internal decoder error (a bug: please report the input)"),
         }
     }
 }
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at byte {}", self.kind, self.offset)?;
+        fmt::Display::fmt(&self.kind, f)?;
+        if let Some(offset) = self.offset {
+            write!(f, " at byte {offset}")?;
+        }
         if let Some(op) = self.opcode {
             match crate::opcode::name(op) {
                 Some(name) => write!(f, " (opcode {name})")?,
@@ -332,7 +394,7 @@ impl fmt::Display for EncodeError {
             }
             EncodeError::Unsupported(what) => write!(f, "cannot encode {what}"),
             EncodeError::Misuse(what) => write!(f, "encoder misuse: {what}"),
-            EncodeError::Custom(m) => f.write_str(m),
+            EncodeError::Custom(m) => f.write_str(m.as_str()),
         }
     }
 }

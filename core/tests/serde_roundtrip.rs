@@ -130,3 +130,23 @@ fn py2str_follows_strconfig() {
     assert_eq!(as_text, "\u{e9}a");
     assert!(from_internal::<String>(bytes, &Limits::DEFAULT, StrConfig::LOADS).is_err());
 }
+
+/// A serde error names the value it failed on, never a made-up "byte 0".
+#[test]
+fn serde_errors_carry_no_made_up_offset() {
+    // [1, "x"] into Vec<i64>: the failing node is the "x" at byte 21.
+    let bytes = to_vec(&(1, "x"), Envelope::Internal).unwrap();
+    let e = from_internal::<Vec<i64>>(&bytes, &Limits::DEFAULT, StrConfig::LOADS).unwrap_err();
+    assert_ne!(e.offset, Some(0), "{e}");
+    assert!(!e.to_string().contains("byte 0"), "{e}");
+    // A custom error from a Deserialize implementation.
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Needs {
+        field: i64,
+    }
+    let bytes = to_vec(&BTreeMap::<String, i64>::new(), Envelope::Internal).unwrap();
+    let e = from_internal::<Needs>(&bytes[..], &Limits::DEFAULT, StrConfig::LOADS).unwrap_err();
+    assert!(e.to_string().contains("field"), "{e}");
+    assert!(!e.to_string().contains("byte 0"), "{e}");
+}

@@ -4,34 +4,24 @@ use core::fmt;
 
 use ::serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
-use crate::error::{DecodeError, DecodeErrorKind};
+use crate::error::{DecodeError, DecodeErrorKind, Message};
 use crate::strconfig::{Loaded, Reader, StrConfig};
 use crate::value::{MapIter, PyStr, SeqIter, ValueRef};
 
 impl de::Error for DecodeError {
-    #[cfg(feature = "alloc")]
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DecodeError::new(DecodeErrorKind::Custom(alloc::format!("{msg}")), 0, None)
-    }
-    #[cfg(not(feature = "alloc"))]
-    fn custom<T: fmt::Display>(_msg: T) -> Self {
-        DecodeError::new(
-            DecodeErrorKind::Custom("deserialize error (text needs the alloc feature)"),
-            0,
-            None,
-        )
+        DecodeError::unplaced(DecodeErrorKind::Custom(Message::from_display(
+            msg,
+            "deserialize error (text needs the alloc feature)",
+        )))
     }
 }
 
 fn mismatch(expected: &'static str, found: &ValueRef<'_, '_>) -> DecodeError {
-    DecodeError::new(
-        DecodeErrorKind::Mismatch {
-            expected,
-            found: found.type_name(),
-        },
-        0,
-        None,
-    )
+    DecodeError::unplaced(DecodeErrorKind::Mismatch {
+        expected,
+        found: found.type_name(),
+    })
 }
 
 /// A serde `Deserializer` over a decoded [`ValueRef`].
@@ -267,14 +257,13 @@ impl<'a> de::MapAccess<'a> for Map<'a, '_> {
         &mut self,
         seed: V,
     ) -> Result<V::Value, DecodeError> {
-        let value = self.value.take().ok_or(DecodeError::new(
-            DecodeErrorKind::Mismatch {
+        let value = self
+            .value
+            .take()
+            .ok_or(DecodeError::unplaced(DecodeErrorKind::Mismatch {
                 expected: "a map value",
                 found: "nothing",
-            },
-            0,
-            None,
-        ))?;
+            }))?;
         seed.deserialize(Deserializer {
             value,
             config: self.config,
@@ -324,14 +313,10 @@ impl<'a, 's> Variant<'a, 's> {
                 value,
                 config: self.config,
             }),
-            None => Err(DecodeError::new(
-                DecodeErrorKind::Mismatch {
-                    expected,
-                    found: "a unit variant name",
-                },
-                0,
-                None,
-            )),
+            None => Err(DecodeError::unplaced(DecodeErrorKind::Mismatch {
+                expected,
+                found: "a unit variant name",
+            })),
         }
     }
 }

@@ -19,13 +19,11 @@ impl<T: Serialize + ?Sized> Encode for Serde<'_, T> {
 }
 
 impl ser::Error for EncodeError {
-    #[cfg(feature = "alloc")]
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        EncodeError::Custom(alloc::format!("{msg}"))
-    }
-    #[cfg(not(feature = "alloc"))]
-    fn custom<T: fmt::Display>(_msg: T) -> Self {
-        EncodeError::Custom("serialize error (text needs the alloc feature)")
+        EncodeError::Custom(crate::error::Message::from_display(
+            msg,
+            "serialize error (text needs the alloc feature)",
+        ))
     }
 }
 
