@@ -88,7 +88,7 @@ def inputs():
 
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    subprocess.check_call(["cargo", "bench", "-q", "-p", "execnet-core", "--bench", "codec", "--no-run"], cwd=ROOT)
+    subprocess.check_call(["cargo", "bench", "-q", "-p", "execnet-core", "--features", "serde", "--bench", "codec", "--no-run"], cwd=ROOT)
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}
         for name, data in inputs().items():
@@ -103,7 +103,7 @@ def main():
         out = os.path.join(tmp, "ours.json")
         for _ in range(rounds):
             env = dict(os.environ, EXECNET_BENCH_FILES=":".join(files), EXECNET_BENCH_JSON=out)
-            subprocess.check_call(["cargo", "bench", "-q", "-p", "execnet-core", "--bench", "codec"], cwd=ROOT, env=env)
+            subprocess.check_call(["cargo", "bench", "-q", "-p", "execnet-core", "--features", "serde", "--bench", "codec"], cwd=ROOT, env=env)
             ours = json.load(open(out))
             env = dict(os.environ, PYTHONPATH=os.path.join(REF, "execnet-2.1.2"))
             theirs = json.loads(subprocess.check_output([PYTHON, "-c", REFTIMING] + files, env=env))

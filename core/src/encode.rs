@@ -112,12 +112,9 @@ impl<S: Sink> Encoder<S> {
     /// tuple or set, its first member) and [`leave`](Self::leave) after it.
     pub fn enter(&mut self) -> Result<(), EncodeError> {
         self.depth += 1;
-        if self.depth > self.limits.max_depth {
-            return Err(over(
-                Limit::Depth,
-                self.depth as usize,
-                self.limits.max_depth,
-            ));
+        let max = self.limits.depth_cap();
+        if self.depth > max {
+            return Err(over(Limit::Depth, self.depth as usize, max));
         }
         Ok(())
     }

@@ -51,3 +51,16 @@ impl Default for Limits {
         Limits::DEFAULT
     }
 }
+
+impl Limits {
+    /// The depth actually enforced: `max_depth`, but never beyond 1,048,575 (the height a
+    /// decode node records; nothing recursive survives such depths anyway).
+    pub(crate) const fn depth_cap(&self) -> u32 {
+        let cap = crate::value::MAX_HEIGHT;
+        if self.max_depth < cap {
+            self.max_depth
+        } else {
+            cap
+        }
+    }
+}

@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Limits::TIGHT
     };
-    let mut nodes: Vec<Node<'_>> = Vec::new();
+    let mut nodes: Vec<Node> = Vec::new();
     match (selector >> 1) % 4 {
         0 => {
             if let Ok(v) = decode::decode_internal(input, &mut nodes, &limits) {

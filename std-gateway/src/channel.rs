@@ -128,7 +128,7 @@ impl ChanState {
 }
 
 fn decode_value(payload: &[u8], config: StrConfig, limits: &Limits) -> Result<Value> {
-    let mut nodes: Vec<Node<'_>> = Vec::new();
+    let mut nodes: Vec<Node> = Vec::new();
     let v = execnet_core::decode::decode_internal(payload, &mut nodes, limits)?;
     Ok(Value::from_ref(&v, config))
 }
@@ -286,7 +286,7 @@ impl Channel {
 
     fn receive_opt<T: DeserializeOwned>(&self, timeout: Option<Duration>) -> Result<T> {
         let (payload, config) = self.receive_raw(timeout)?;
-        let mut nodes: Vec<Node<'_>> = Vec::new();
+        let mut nodes: Vec<Node> = Vec::new();
         let v = execnet_core::decode::decode_internal(&payload, &mut nodes, &self.h.gw.limits)?;
         Ok(execnet_core::serde::from_value(v, config)?)
     }
