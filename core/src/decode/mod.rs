@@ -241,12 +241,40 @@ fn addressable(input: &[u8]) -> &[u8] {
     input.get(..u32::MAX as usize).unwrap_or(input)
 }
 
+/// A whole-buffer decode (`start` 0: internal envelope; 1: `dumps`), returning the value
+/// with the input offset of its root opcode, for errors that say where.
+#[cfg(feature = "serde")]
+pub(crate) fn decode_placed<'a, 's, S: NodeStorage + ?Sized>(
+    input: &'a [u8],
+    start: usize,
+    storage: &'s mut S,
+    limits: &Limits,
+) -> Result<(ValueRef<'a, 's>, usize), DecodeError> {
+    within_message(input.len(), limits)?;
+    if start == 1 {
+        version_of(input)?;
+    }
+    let (v, end, at) = decode_root(input, start, storage, limits)?;
+    no_trailing(input, end)?;
+    Ok((v, at))
+}
+
 fn decode_at<'a, 's, S: NodeStorage + ?Sized>(
     input: &'a [u8],
     start: usize,
     storage: &'s mut S,
     limits: &Limits,
 ) -> Result<(ValueRef<'a, 's>, usize), DecodeError> {
+    decode_root(input, start, storage, limits).map(|(v, end, _)| (v, end))
+}
+
+/// Decodes the value at `start`: the value, where it ended, where its root opcode is.
+fn decode_root<'a, 's, S: NodeStorage + ?Sized>(
+    input: &'a [u8],
+    start: usize,
+    storage: &'s mut S,
+    limits: &Limits,
+) -> Result<(ValueRef<'a, 's>, usize, usize), DecodeError> {
     let input = addressable(input);
     let tail = input.get(start..).unwrap_or(&[]);
     let done = loop {
@@ -261,7 +289,11 @@ fn decode_at<'a, 's, S: NodeStorage + ?Sized>(
     let root = nodes
         .get(done.root)
         .ok_or(DecodeError::new(K::Internal, done.end, None))?;
-    Ok((ValueRef::from_node(input, nodes, root), done.end))
+    Ok((
+        ValueRef::from_node(input, nodes, root),
+        done.end,
+        root.offset(),
+    ))
 }
 
 fn version_of(input: &[u8]) -> Result<Version, DecodeError> {

@@ -26,6 +26,7 @@
 
 mod de;
 mod ser;
+mod stream;
 
 pub use de::{from_value, Deserializer};
 pub use ser::{Serde, Serializer};
