@@ -141,14 +141,8 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     pub(crate) fn string(&mut self, limits: &Limits) -> Result<alloc::string::String, DecodeError> {
         let (at, len) = self.blob(limits)?;
-        let bytes = self.bytes(at, len);
-        if len <= 16 && short_ascii(bytes) {
-            // ASCII bytes are their own chars: no validator, no copy call.
-            let mut s = alloc::string::String::with_capacity(len);
-            s.extend(bytes.iter().map(|&b| char::from(b)));
-            return Ok(s);
-        }
-        self.utf8(bytes).map(alloc::string::String::from)
+        self.utf8(self.bytes(at, len))
+            .map(alloc::string::String::from)
     }
 
     /// Checks that `bytes` are UTF-8, where the text itself is not needed.
