@@ -50,7 +50,7 @@ pub enum Envelope {
 /// }
 /// e.stop()?;
 /// let bytes = e.finish()?;
-/// assert_eq!(bytes.len(), 38); // the example of PROTOCOL.md, less its version byte
+/// assert_eq!(bytes.len(), 38); // execnet.dumps(["hello", "world"]), less its version byte
 /// # Ok::<(), execnet_core::EncodeError>(())
 /// ```
 pub struct Encoder<S> {

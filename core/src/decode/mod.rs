@@ -20,7 +20,7 @@
 //! envelope starts with a version byte (0x01 from execnet 1.x, 0x02 from 2.x); the
 //! internal envelope, used for channel payloads, has none.
 //!
-//! Rules beyond what the reference checks (see PROTOCOL.md, "Ours:"): every length and
+//! Rules beyond what the reference checks (it trusts its input): every length and
 //! count is checked against the input and the [`Limits`] before anything is reserved;
 //! list items must arrive as `INT 0 .. INT n-1`, in order, each once (every known writer
 //! sends them that way, it lets a list reserve its run of nodes up front, and it makes

@@ -12,7 +12,7 @@ use execnet_core::{
 };
 
 fn vectors_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors")
 }
 
 /// One manifest entry.
@@ -150,7 +150,7 @@ fn expected(name: &str) -> (Value, &'static str) {
             ),
             "[2**100 + i for i in range(1000)]",
         ),
-        other => panic!("no expected value for vector {other}: add one to tests/vectors.rs"),
+        other => panic!("no expected value for vector {other}: add one to core/tests/vectors.rs"),
     }
 }
 
