@@ -307,6 +307,14 @@ impl<S: Sink> Encoder<S> {
         self.op_len(op::PY3STRING, len)
     }
 
+    /// The `COMPLEX` opcode of a complex whose two doubles follow through
+    /// [`raw`](Self::raw).
+    #[cfg(feature = "serde")]
+    pub(crate) fn complex_header(&mut self) -> Result<(), EncodeError> {
+        self.item()?;
+        self.put(op::COMPLEX)
+    }
+
     /// Bytes exactly as given.
     #[cfg(feature = "serde")]
     pub(crate) fn raw(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {

@@ -150,7 +150,7 @@ type MessageText = &'static str;
 impl Message {
     /// The text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        AsRef::<str>::as_ref(&self.0)
     }
 
     /// A message from anything printable: its text under `alloc`, otherwise `note`.

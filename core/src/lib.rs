@@ -90,6 +90,8 @@ pub mod opcode;
 mod owned;
 #[cfg(feature = "alloc")]
 mod pyeq;
+#[cfg(feature = "alloc")]
+pub mod repr;
 #[cfg(feature = "serde")]
 pub mod serde;
 pub mod sink;

@@ -466,6 +466,7 @@ impl<'a, 's> Seq<'a, 's> {
     }
 
     /// The items with the input offset of the opcode that made each.
+    #[cfg(feature = "serde")]
     pub(crate) fn with_offsets(&self) -> Placed<'a, 's> {
         Placed {
             input: self.input,
@@ -520,6 +521,7 @@ impl<'a, 's> Iterator for SeqIter<'a, 's> {
 impl ExactSizeIterator for SeqIter<'_, '_> {}
 
 /// Items with the input offset of the opcode that made each (for errors that say where).
+#[cfg(feature = "serde")]
 #[derive(Clone)]
 pub(crate) struct Placed<'a, 's> {
     input: &'a [u8],
@@ -527,6 +529,7 @@ pub(crate) struct Placed<'a, 's> {
     items: core::slice::Iter<'s, Node>,
 }
 
+#[cfg(feature = "serde")]
 impl<'a, 's> Iterator for Placed<'a, 's> {
     type Item = (ValueRef<'a, 's>, usize);
     #[inline]
@@ -540,6 +543,7 @@ impl<'a, 's> Iterator for Placed<'a, 's> {
     }
 }
 
+#[cfg(feature = "serde")]
 impl ExactSizeIterator for Placed<'_, '_> {}
 
 /// The entries of a dict, in wire order.
@@ -569,6 +573,7 @@ impl<'a, 's> Map<'a, 's> {
     }
 
     /// Keys and values alternating, each with the input offset of its opcode.
+    #[cfg(feature = "serde")]
     pub(crate) fn with_offsets(&self) -> Placed<'a, 's> {
         let seq = Seq {
             len: self.seq.len * 2,

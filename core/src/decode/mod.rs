@@ -243,7 +243,7 @@ fn addressable(input: &[u8]) -> &[u8] {
 
 /// A whole-buffer decode (`start` 0: internal envelope; 1: `dumps`), returning the value
 /// with the input offset of its root opcode, for errors that say where.
-#[cfg(feature = "serde")]
+#[cfg(all(feature = "serde", feature = "alloc"))]
 pub(crate) fn decode_placed<'a, 's, S: NodeStorage + ?Sized>(
     input: &'a [u8],
     start: usize,

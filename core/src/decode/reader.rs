@@ -161,6 +161,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[cfg(feature = "alloc")]
     #[inline(always)]
     fn utf8(&self, bytes: &'a [u8]) -> Result<&'a str, DecodeError> {
         match core::str::from_utf8(bytes) {

@@ -69,14 +69,6 @@ impl<'a, 's> Deserializer<'a, 's> {
     }
 }
 
-/// Deserializes a `T` from a decoded value, borrowing strings from the input.
-pub fn from_value<'a, T: de::Deserialize<'a>>(
-    value: ValueRef<'a, '_>,
-    config: StrConfig,
-) -> Result<T, DecodeError> {
-    T::deserialize(Deserializer::new(value, config))
-}
-
 /// Decodes a channel payload and deserializes a `T` from it (string config of
 /// `loads()`), reading the opcodes directly and, where that cannot decide, from the
 /// decoded tape in temporary node storage on the heap.
@@ -212,9 +204,15 @@ impl<'a> de::Deserializer<'a> for Deserializer<'a, '_> {
 
     fn deserialize_newtype_struct<V: Visitor<'a>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
+        #[cfg(feature = "alloc")]
+        if name == super::names::VALUE {
+            return super::value::visit_exact(&self.value, self.config, visitor)
+                .map_err(|e: DecodeError| e.placed(self.at));
+        }
+        let _ = name;
         visitor.visit_newtype_struct(self)
     }
 

@@ -341,9 +341,24 @@ impl<'a> de::Deserializer<'a> for &mut Stream<'a, '_> {
 
     fn deserialize_newtype_struct<V: Visitor<'a>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
+        #[cfg(feature = "alloc")]
+        if name == super::names::VALUE {
+            // A `Value` wants its exact encoding: the rest of the input when the value is
+            // the whole payload (it checks it with the same limits); elsewhere the tape
+            // has it.
+            if self.follows != Follows::Stop {
+                return Err(guess());
+            }
+            let rest = self.r.input.get(self.r.pos..).unwrap_or(&[]);
+            let bytes = super::value::exact_payload(self.config, self.limits, rest);
+            let v = visitor.visit_map(super::value::ExactMap::new(bytes))?;
+            self.r.pos = self.r.input.len().saturating_sub(1);
+            return Ok(v);
+        }
+        let _ = name;
         visitor.visit_newtype_struct(self)
     }
 

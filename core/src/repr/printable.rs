@@ -4,7 +4,7 @@
 //! `[c for c in range(0x110000) if not chr(c).isprintable()]`, merged into ranges.
 
 /// Sorted, disjoint, inclusive ranges of non-printable code points.
-pub(super) const NON_PRINTABLE: &[(u32, u32)] = &[
+pub(crate) const NON_PRINTABLE: &[(u32, u32)] = &[
     (0x0, 0x1f),
     (0x7f, 0xa0),
     (0xad, 0xad),
