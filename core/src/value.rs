@@ -402,12 +402,18 @@ impl<'a, 's> ValueRef<'a, 's> {
 /// Parses validated big-int text (`[+-]?[0-9]+`) if it fits `i128`: eighteen digits at
 /// a time in `u64`, so that a long number costs a few wide multiplications.
 pub(crate) fn parse_i128(text: &str) -> Option<i128> {
-    let (neg, digits) = match text.as_bytes().first() {
+    parse_i128_bytes(text.as_bytes())
+}
+
+/// [`parse_i128`] over the text's bytes.
+pub(crate) fn parse_i128_bytes(text: &[u8]) -> Option<i128> {
+    let (neg, digits) = match text.first() {
         Some(b'-') => (true, text.get(1..)?),
         Some(b'+') => (false, text.get(1..)?),
         _ => (false, text),
     };
-    let digits = digits.trim_start_matches('0').as_bytes();
+    let zeros = digits.iter().take_while(|&&d| d == b'0').count();
+    let digits = digits.get(zeros..)?;
     // i128::MAX has 39 digits.
     if digits.len() > 39 {
         return None;

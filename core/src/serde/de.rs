@@ -137,17 +137,35 @@ pub(crate) fn visit_big<'a, V: Visitor<'a>>(
     visitor: V,
 ) -> Result<V::Value, DecodeError> {
     if let Some(v) = crate::value::parse_i128(text) {
-        if let Ok(i) = i64::try_from(v) {
-            return visitor.visit_i64(i);
-        }
-        return match u64::try_from(v) {
-            Ok(u) => visitor.visit_u64(u),
-            Err(_) => visitor.visit_i128(v),
-        };
+        return visit_wide(v, visitor);
     }
     match text.strip_prefix('+').unwrap_or(text).parse::<u128>() {
         Ok(u) => visitor.visit_u128(u),
         Err(_) => visitor.visit_borrowed_str(text),
+    }
+}
+
+/// Visits big-integer text given as validated ASCII bytes, making a `str` of them only
+/// when no integer type holds the value.
+#[cfg(feature = "alloc")]
+pub(crate) fn visit_big_bytes<'a, V: Visitor<'a>>(
+    text: &'a [u8],
+    visitor: V,
+) -> Result<V::Value, DecodeError> {
+    match crate::value::parse_i128_bytes(text) {
+        Some(v) => visit_wide(v, visitor),
+        None => visit_big(core::str::from_utf8(text).unwrap_or("0"), visitor),
+    }
+}
+
+/// Visits an `i128` as the narrowest of `i64`, `u64`, `i128` that holds it.
+fn visit_wide<'a, V: Visitor<'a>>(v: i128, visitor: V) -> Result<V::Value, DecodeError> {
+    if let Ok(i) = i64::try_from(v) {
+        return visitor.visit_i64(i);
+    }
+    match u64::try_from(v) {
+        Ok(u) => visitor.visit_u64(u),
+        Err(_) => visitor.visit_i128(v),
     }
 }
 

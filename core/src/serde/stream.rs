@@ -20,7 +20,7 @@ use crate::opcode as op;
 use crate::strconfig::StrConfig;
 use crate::value::PyStr;
 
-use super::de::{mismatch, visit_big, visit_str};
+use super::de::{mismatch, visit_big_bytes, visit_str};
 
 /// Deserializes a `T` from the value starting at `start`, which must fill the input.
 pub(crate) fn from_stream<'a, T: de::Deserialize<'a>>(
@@ -142,8 +142,7 @@ impl<'a> Stream<'a, '_> {
             op::FALSE => visitor.visit_bool(false),
             op::LONGINT | op::LONGLONG => {
                 let (at, len) = self.r.int_text(limits)?;
-                let text = core::str::from_utf8(self.r.bytes(at, len)).map_err(|_| guess())?;
-                visit_big(text, visitor)
+                visit_big_bytes(self.r.bytes(at, len), visitor)
             }
             op::BYTES => {
                 let (at, len) = self.r.blob(limits)?;
