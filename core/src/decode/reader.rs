@@ -216,7 +216,7 @@ fn short_ascii(bytes: &[u8]) -> bool {
 
 /// Whether every byte is an ASCII digit, eight at a time.
 #[inline(always)]
-fn all_digits(bytes: &[u8]) -> bool {
+pub(crate) fn all_digits(bytes: &[u8]) -> bool {
     const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
     const ZEROS: u64 = 0x3030_3030_3030_3030;
     const SIX: u64 = 0x0606_0606_0606_0606;
