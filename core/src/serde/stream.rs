@@ -117,6 +117,32 @@ impl<'a> Stream<'a, '_> {
         Ok(())
     }
 
+    /// `INT` at the cursor.
+    #[inline(always)]
+    fn int<V: Visitor<'a>>(&mut self, visitor: V) -> Result<V::Value, DecodeError> {
+        let v = match self.r.input.get(self.r.pos + 1..self.r.pos + 5) {
+            Some(&[a, b, c, d]) => i32::from_be_bytes([a, b, c, d]),
+            _ => return Err(guess()),
+        };
+        self.r.pos += 5;
+        self.count_value()?;
+        self.hashable = true;
+        visitor.visit_i64(i64::from(v))
+    }
+
+    /// `FLOAT` at the cursor.
+    #[inline(always)]
+    fn float<V: Visitor<'a>>(&mut self, visitor: V) -> Result<V::Value, DecodeError> {
+        let f = match self.r.input.get(self.r.pos + 1..self.r.pos + 9) {
+            Some(&[a, b, c, d, e, f, g, h]) => f64::from_be_bytes([a, b, c, d, e, f, g, h]),
+            _ => return Err(guess()),
+        };
+        self.r.pos += 9;
+        self.count_value()?;
+        self.hashable = true;
+        visitor.visit_f64(f)
+    }
+
     /// Reads the scalar at the cursor and visits it.
     #[inline(always)]
     fn scalar<V: Visitor<'a>>(&mut self, visitor: V) -> Result<V::Value, DecodeError> {
@@ -258,12 +284,14 @@ impl<'a> Stream<'a, '_> {
     }
 }
 
-/// `deserialize_*` methods for scalar types: a scalar opcode is read as the value.
+/// `deserialize_*` methods for scalar types: a scalar opcode is read as the value, the
+/// one the type most likely meets (`INT` for integers, `FLOAT` for floats) first.
 macro_rules! scalar_requests {
-    ($($method:ident)*) => {$(
+    ($($method:ident $likely:ident $read:ident,)*) => {$(
         #[inline]
         fn $method<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, DecodeError> {
             match self.peek() {
+                Some(op::$likely) => self.$read(visitor),
                 Some(op::NEWLIST | op::NEWDICT | op::BUILDTUPLE | op::SET | op::FROZENSET)
                 | None => de::Deserializer::deserialize_any(self, visitor),
                 _ => self.scalar(visitor),
@@ -418,10 +446,23 @@ impl<'a> de::Deserializer<'a> for &mut Stream<'a, '_> {
     // A Rust scalar type asks for a scalar: the opcode is read as one. Were it the first
     // member of a tuple, what follows it would not fit where it is, and the reading fails.
     scalar_requests! {
-        deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
-        deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
-        deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char deserialize_str
-        deserialize_string deserialize_identifier
+        deserialize_bool TRUE scalar,
+        deserialize_i8 INT int,
+        deserialize_i16 INT int,
+        deserialize_i32 INT int,
+        deserialize_i64 INT int,
+        deserialize_i128 INT int,
+        deserialize_u8 INT int,
+        deserialize_u16 INT int,
+        deserialize_u32 INT int,
+        deserialize_u64 INT int,
+        deserialize_u128 INT int,
+        deserialize_f32 FLOAT float,
+        deserialize_f64 FLOAT float,
+        deserialize_char PY3STRING scalar,
+        deserialize_str PY3STRING scalar,
+        deserialize_string PY3STRING scalar,
+        deserialize_identifier PY3STRING scalar,
     }
 
     ::serde::forward_to_deserialize_any! {
