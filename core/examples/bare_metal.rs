@@ -41,4 +41,12 @@ fn main() {
     let again: heapless::Vec<u8, 64> = encode::to_heapless(&value, Envelope::Internal).unwrap();
     assert_eq!(again, out);
     println!("re-encoded {} bytes identically", again.len());
+
+    // The same array serves frame after frame: nodes hold offsets into the input, not
+    // borrows of it, so a firmware can keep one `static` array for every message.
+    let second = b"K\x00\x00\x00\x01F\x00\x00\x00\x00F\x00\x00\x00\x07PQ"; // [7]
+    for frame in [&out[..], &second[..]] {
+        let v = decode::decode_internal(frame, &mut nodes, &Limits::TIGHT).unwrap();
+        println!("{} bytes: {}", frame.len(), v.type_name());
+    }
 }

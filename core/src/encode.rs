@@ -14,7 +14,8 @@
 use core::fmt;
 
 use crate::decode::Version;
-use crate::error::EncodeError;
+use crate::error::{EncodeError, Limit};
+use crate::limits::Limits;
 use crate::opcode as op;
 use crate::sink::{Sink, SliceSink};
 use crate::value::{IntKind, PyStr, ValueRef};
@@ -31,6 +32,14 @@ pub enum Envelope {
 
 /// Low-level builder: one method per opcode (or per value written the reference's way).
 ///
+/// The builder checks the [`Limits`] a decoder applies ([`Limits::DEFAULT`] unless made
+/// with [`with_limits`](Self::with_limits)), so that it never writes what a decoder with
+/// the same limits refuses: string and big-int lengths and the value count as each value
+/// is written, the encoded size as it grows, and the nesting depth through
+/// [`enter`](Self::enter) and [`leave`](Self::leave), which every [`Encode`]
+/// implementation of this crate calls around a container (builder users who nest by
+/// hand call them too, or depth goes unchecked).
+///
 /// ```
 /// use execnet_core::encode::Encoder;
 /// let mut out = [0u8; 64];
@@ -43,11 +52,15 @@ pub enum Envelope {
 /// }
 /// e.stop()?;
 /// let bytes = e.finish()?;
-/// assert_eq!(bytes.len(), 38); // the example of PROTOCOL.md, less its version byte
+/// assert_eq!(bytes.len(), 38); // execnet.dumps(["hello", "world"]), less its version byte
 /// # Ok::<(), execnet_core::EncodeError>(())
 /// ```
 pub struct Encoder<S> {
     sink: S,
+    limits: Limits,
+    depth: u32,
+    items: u32,
+    written: usize,
 }
 
 fn len32(n: usize) -> Result<[u8; 4], EncodeError> {
@@ -81,9 +94,72 @@ fn decimal(mut v: i128, buf: &mut [u8; 48]) -> &[u8] {
 }
 
 impl<S: Sink> Encoder<S> {
-    /// A builder writing into `sink`.
+    /// A builder writing into `sink`, checking [`Limits::DEFAULT`].
     pub fn new(sink: S) -> Self {
-        Encoder { sink }
+        Self::with_limits(sink, &Limits::DEFAULT)
+    }
+
+    /// A builder writing into `sink`, checking `limits`.
+    pub fn with_limits(sink: S, limits: &Limits) -> Self {
+        Encoder {
+            sink,
+            limits: *limits,
+            depth: 0,
+            items: 0,
+            written: 0,
+        }
+    }
+
+    /// Opens a container level: call before writing a container (its opcode or, for a
+    /// tuple or set, its first member) and [`leave`](Self::leave) after it.
+    pub fn enter(&mut self) -> Result<(), EncodeError> {
+        self.depth += 1;
+        let max = self.limits.depth_cap();
+        if self.depth > max {
+            return Err(over(Limit::Depth, self.depth as usize, max));
+        }
+        Ok(())
+    }
+
+    /// Closes a container level opened with [`enter`](Self::enter).
+    pub fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    /// Counts one more value against `max_items`.
+    #[inline]
+    fn item(&mut self) -> Result<(), EncodeError> {
+        self.items += 1;
+        if self.items > self.limits.max_items {
+            return Err(over(
+                Limit::Items,
+                self.items as usize,
+                self.limits.max_items,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts `n` more bytes against `max_message`.
+    #[inline]
+    fn grow(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.written = self.written.saturating_add(n);
+        if self.written > self.limits.max_message as usize {
+            return Err(over(Limit::Message, self.written, self.limits.max_message));
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn put(&mut self, byte: u8) -> Result<(), EncodeError> {
+        self.grow(1)?;
+        self.sink.try_push(byte)
+    }
+
+    #[inline]
+    fn put_all(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        self.grow(bytes.len())?;
+        self.sink.try_extend(bytes)
     }
 
     /// Ends the output and gives the sink's result.
@@ -94,33 +170,50 @@ impl<S: Sink> Encoder<S> {
     #[inline]
     fn op_len(&mut self, code: u8, n: usize) -> Result<(), EncodeError> {
         let [a, b, c, d] = len32(n)?;
-        self.sink.try_extend(&[code, a, b, c, d])
+        self.put_all(&[code, a, b, c, d])
     }
 
     #[inline]
     fn op_i32(&mut self, code: u8, v: i32) -> Result<(), EncodeError> {
         let [a, b, c, d] = v.to_be_bytes();
-        self.sink.try_extend(&[code, a, b, c, d])
+        self.put_all(&[code, a, b, c, d])
     }
 
     fn blob(&mut self, code: u8, bytes: &[u8]) -> Result<(), EncodeError> {
+        if bytes.len() > self.limits.max_bytes as usize {
+            return Err(over(Limit::Bytes, bytes.len(), self.limits.max_bytes));
+        }
+        self.item()?;
         self.op_len(code, bytes.len())?;
-        self.sink.try_extend(bytes)
+        self.put_all(bytes)
+    }
+
+    fn digits_fit(&self, digits: usize) -> Result<(), EncodeError> {
+        if digits > self.limits.max_bigint_digits as usize {
+            return Err(over(
+                Limit::BigIntDigits,
+                digits,
+                self.limits.max_bigint_digits,
+            ));
+        }
+        Ok(())
     }
 
     /// The `dumps` version byte (write it first, and only for the `dumps` envelope).
     pub fn version(&mut self, version: Version) -> Result<(), EncodeError> {
-        self.sink.try_push(version.byte())
+        self.put(version.byte())
     }
 
     /// `None`.
     pub fn none(&mut self) -> Result<(), EncodeError> {
-        self.sink.try_push(op::NONE)
+        self.item()?;
+        self.put(op::NONE)
     }
 
     /// `True` or `False`.
     pub fn bool(&mut self, b: bool) -> Result<(), EncodeError> {
-        self.sink.try_push(if b { op::TRUE } else { op::FALSE })
+        self.item()?;
+        self.put(if b { op::TRUE } else { op::FALSE })
     }
 
     /// An int, written as the reference writes it: `INT` within the signed 32-bit range,
@@ -137,10 +230,14 @@ impl<S: Sink> Encoder<S> {
             IntKind::Long => (op::LONG, op::LONGLONG),
         };
         match i32::try_from(v) {
-            Ok(v) => self.op_i32(small, v),
+            Ok(v) => {
+                self.item()?;
+                self.op_i32(small, v)
+            }
             Err(_) => {
                 let mut buf = [0u8; 48];
                 let text = decimal(v, &mut buf);
+                self.digits_fit(text.len() - usize::from(v < 0))?;
                 self.blob(big, text)
             }
         }
@@ -148,6 +245,7 @@ impl<S: Sink> Encoder<S> {
 
     /// `INT` / `LONG` with exactly this 32-bit operand.
     pub fn int32(&mut self, v: i32, kind: IntKind) -> Result<(), EncodeError> {
+        self.item()?;
         self.op_i32(
             match kind {
                 IntKind::Int => op::INT,
@@ -167,6 +265,7 @@ impl<S: Sink> Encoder<S> {
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(EncodeError::InvalidIntText);
         }
+        self.digits_fit(digits.len())?;
         let code = match kind {
             IntKind::Int => op::LONGINT,
             IntKind::Long => op::LONGLONG,
@@ -176,15 +275,17 @@ impl<S: Sink> Encoder<S> {
 
     /// A float, bit for bit.
     pub fn float(&mut self, f: f64) -> Result<(), EncodeError> {
+        self.item()?;
         let [a, b, c, d, e, g, h, i] = f.to_bits().to_be_bytes();
-        self.sink.try_extend(&[op::FLOAT, a, b, c, d, e, g, h, i])
+        self.put_all(&[op::FLOAT, a, b, c, d, e, g, h, i])
     }
 
     /// A complex number.
     pub fn complex(&mut self, re: f64, im: f64) -> Result<(), EncodeError> {
-        self.sink.try_push(op::COMPLEX)?;
-        self.sink.try_extend(&re.to_bits().to_be_bytes())?;
-        self.sink.try_extend(&im.to_bits().to_be_bytes())
+        self.item()?;
+        let [a, b, c, d, e, f, g, h] = re.to_bits().to_be_bytes();
+        let [i, j, k, l, m, n, o, p] = im.to_bits().to_be_bytes();
+        self.put_all(&[op::COMPLEX, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p])
     }
 
     /// `bytes`.
@@ -208,14 +309,14 @@ impl<S: Sink> Encoder<S> {
                 Ok(())
             }
         }
-        /// Streams formatted text into a sink, remembering the first sink error.
+        /// Streams formatted text into the encoder, remembering the first sink error.
         struct Stream<'e, S> {
-            sink: &'e mut S,
+            e: &'e mut Encoder<S>,
             err: Option<EncodeError>,
         }
         impl<S: Sink> fmt::Write for Stream<'_, S> {
             fn write_str(&mut self, s: &str) -> fmt::Result {
-                self.sink.try_extend(s.as_bytes()).map_err(|err| {
+                self.e.raw(s.as_bytes()).map_err(|err| {
                     self.err = Some(err);
                     fmt::Error
                 })
@@ -224,15 +325,35 @@ impl<S: Sink> Encoder<S> {
         let failing = EncodeError::Unsupported("a failing Display");
         let mut count = Count(0);
         fmt::write(&mut count, format_args!("{value}")).map_err(|_| failing.clone())?;
-        self.op_len(op::PY3STRING, count.0)?;
-        let mut stream = Stream {
-            sink: &mut self.sink,
-            err: None,
-        };
+        self.str_header(count.0)?;
+        let mut stream = Stream { e: self, err: None };
         if fmt::write(&mut stream, format_args!("{value}")).is_err() {
             return Err(stream.err.unwrap_or(failing));
         }
         Ok(())
+    }
+
+    /// The `PY3STRING` opcode and length of a string whose bytes follow through
+    /// [`raw`](Self::raw).
+    fn str_header(&mut self, len: usize) -> Result<(), EncodeError> {
+        if len > self.limits.max_bytes as usize {
+            return Err(over(Limit::Bytes, len, self.limits.max_bytes));
+        }
+        self.item()?;
+        self.op_len(op::PY3STRING, len)
+    }
+
+    /// The `COMPLEX` opcode of a complex whose two doubles follow through
+    /// [`raw`](Self::raw).
+    #[cfg(feature = "serde")]
+    pub(crate) fn complex_header(&mut self) -> Result<(), EncodeError> {
+        self.item()?;
+        self.put(op::COMPLEX)
+    }
+
+    /// Bytes exactly as given.
+    pub(crate) fn raw(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        self.put_all(bytes)
     }
 
     /// Python 2 `unicode` (`UNICODE`).
@@ -256,12 +377,14 @@ impl<S: Sink> Encoder<S> {
 
     /// A reference to channel `id`.
     pub fn channel(&mut self, id: i32) -> Result<(), EncodeError> {
+        self.item()?;
         self.op_i32(op::CHANNEL, id)
     }
 
     /// `NEWLIST n`: then, for each index i in order, [`list_index`](Self::list_index),
     /// the item, [`setitem`](Self::setitem).
     pub fn new_list(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.item()?;
         self.op_len(op::NEWLIST, n)
     }
 
@@ -272,33 +395,42 @@ impl<S: Sink> Encoder<S> {
 
     /// `NEWDICT`: then key, value, [`setitem`](Self::setitem) for each entry.
     pub fn new_dict(&mut self) -> Result<(), EncodeError> {
-        self.sink.try_push(op::NEWDICT)
+        self.item()?;
+        self.put(op::NEWDICT)
     }
 
     /// `SETITEM`.
     pub fn setitem(&mut self) -> Result<(), EncodeError> {
-        self.sink.try_push(op::SETITEM)
+        self.put(op::SETITEM)
     }
 
     /// `BUILDTUPLE n`, after the n items.
     pub fn build_tuple(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.item()?;
         self.op_len(op::BUILDTUPLE, n)
     }
 
     /// `SET n`, after the n members.
     pub fn build_set(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.item()?;
         self.op_len(op::SET, n)
     }
 
     /// `FROZENSET n`, after the n members.
     pub fn build_frozenset(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.item()?;
         self.op_len(op::FROZENSET, n)
     }
 
     /// `STOP`.
     pub fn stop(&mut self) -> Result<(), EncodeError> {
-        self.sink.try_push(op::STOP)
+        self.put(op::STOP)
     }
+}
+
+#[cold]
+fn over(limit: Limit, found: usize, max: u32) -> EncodeError {
+    EncodeError::LimitExceeded { limit, found, max }
 }
 
 /// A value that can be written with an [`Encoder`].
@@ -331,52 +463,73 @@ impl Encode for ValueRef<'_, '_> {
             ValueRef::Str(s) => e.py_str(s),
             ValueRef::Channel(c) => e.channel(c),
             ValueRef::List(items) => {
+                e.enter()?;
                 e.new_list(items.len())?;
                 for (i, item) in items.iter().enumerate() {
                     e.list_index(i)?;
                     item.encode(e)?;
                     e.setitem()?;
                 }
+                e.leave();
                 Ok(())
             }
             ValueRef::Tuple(items) => {
+                e.enter()?;
                 for item in items.iter() {
                     item.encode(e)?;
                 }
+                e.leave();
                 e.build_tuple(items.len())
             }
             ValueRef::Set(items) => {
+                e.enter()?;
                 for item in items.iter() {
                     item.encode(e)?;
                 }
+                e.leave();
                 e.build_set(items.len())
             }
             ValueRef::FrozenSet(items) => {
+                e.enter()?;
                 for item in items.iter() {
                     item.encode(e)?;
                 }
+                e.leave();
                 e.build_frozenset(items.len())
             }
             ValueRef::Dict(map) => {
+                e.enter()?;
                 e.new_dict()?;
                 for (k, v) in map.iter() {
                     k.encode(e)?;
                     v.encode(e)?;
                     e.setitem()?;
                 }
+                e.leave();
                 Ok(())
             }
         }
     }
 }
 
-/// Writes `value` in `envelope` into `sink` and finalizes it.
+/// Writes `value` in `envelope` into `sink` and finalizes it, within [`Limits::DEFAULT`].
 pub fn encode<S: Sink, V: Encode + ?Sized>(
     value: &V,
     envelope: Envelope,
     sink: S,
 ) -> Result<S::Output, EncodeError> {
-    let mut e = Encoder::new(sink);
+    encode_with_limits(value, envelope, sink, &Limits::DEFAULT)
+}
+
+/// Writes `value` in `envelope` into `sink` and finalizes it, refusing (with
+/// [`EncodeError::LimitExceeded`]) anything a decoder with `limits` would refuse.
+pub fn encode_with_limits<S: Sink, V: Encode + ?Sized>(
+    value: &V,
+    envelope: Envelope,
+    sink: S,
+    limits: &Limits,
+) -> Result<S::Output, EncodeError> {
+    let mut e = Encoder::with_limits(sink, limits);
     if let Envelope::Dumps(v) = envelope {
         e.version(v)?;
     }

@@ -103,6 +103,14 @@ pub enum DecodeErrorKind {
     },
     /// Bytes follow `STOP` in a whole-buffer decode.
     TrailingBytes(usize),
+    /// The input (or, for `take_*`, the value taken) is longer than
+    /// [`Limits::max_message`](crate::Limits).
+    MessageTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: u32,
+    },
     /// The caller's node storage is too small for this input.
     StorageFull {
         /// Nodes the storage holds.
@@ -121,14 +129,61 @@ pub enum DecodeErrorKind {
     /// A serde `Deserialize` implementation reported an error; the text is lost without
     /// `alloc`.
     Custom(Message),
+    /// The decoder broke one of its own invariants: a bug in this crate, not in the
+    /// input. Please report it with the input.
+    Internal,
 }
 
-/// A short error text: owned under `alloc`, a fixed note otherwise.
+/// The text of an error reported by a serde implementation.
+///
+/// One type under every feature set, so that enabling `alloc` anywhere in a build changes
+/// no signature: with `alloc` it holds the text itself, without it a fixed note (there
+/// is nowhere to keep a formatted text).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message(MessageText);
+
 #[cfg(feature = "alloc")]
-pub type Message = alloc::string::String;
-/// A short error text: owned under `alloc`, a fixed note otherwise.
+type MessageText = alloc::string::String;
 #[cfg(not(feature = "alloc"))]
-pub type Message = &'static str;
+type MessageText = &'static str;
+
+impl Message {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        AsRef::<str>::as_ref(&self.0)
+    }
+
+    /// A message from anything printable: its text under `alloc`, otherwise `note`.
+    #[cfg(all(feature = "serde", feature = "alloc"))]
+    pub(crate) fn from_display(text: impl fmt::Display, _note: &'static str) -> Message {
+        Message(alloc::format!("{text}"))
+    }
+
+    /// A message from anything printable: its text under `alloc`, otherwise `note`.
+    #[cfg(all(feature = "serde", not(feature = "alloc")))]
+    pub(crate) fn from_display(_text: impl fmt::Display, note: &'static str) -> Message {
+        Message(note)
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Message {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "{=str}", self.as_str())
+    }
+}
 
 /// A decode failure: what, at which byte offset, under which opcode.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,19 +191,30 @@ pub type Message = &'static str;
 pub struct DecodeError {
     /// What went wrong.
     pub kind: DecodeErrorKind,
-    /// Byte offset in the input of the opcode being processed (or of the end of input).
-    pub offset: usize,
+    /// Byte offset in the input of the opcode being processed (or of the end of input);
+    /// for a serde error, of the value being deserialized. `None` when the error has no
+    /// place in an input (a serde error over a value built by hand).
+    pub offset: Option<usize>,
     /// The opcode being processed, when there was one.
     pub opcode: Option<u8>,
 }
 
 impl DecodeError {
-    /// A new error.
+    /// A new error at byte `offset`.
     pub const fn new(kind: DecodeErrorKind, offset: usize, opcode: Option<u8>) -> Self {
         DecodeError {
             kind,
-            offset,
+            offset: Some(offset),
             opcode,
+        }
+    }
+
+    /// A new error with no place in an input.
+    pub const fn unplaced(kind: DecodeErrorKind) -> Self {
+        DecodeError {
+            kind,
+            offset: None,
+            opcode: None,
         }
     }
 }
@@ -206,19 +272,27 @@ impl fmt::Display for DecodeErrorKind {
             TooDeep { max } => write!(f, "nesting deeper than the limit of {max}"),
             TooManyItems { max } => write!(f, "more than the limit of {max} values"),
             TrailingBytes(n) => write!(f, "{n} bytes follow STOP"),
+            MessageTooLong { len, max } => write!(
+                f,
+                "message of {len} bytes exceeds the limit of {max} (Limits::max_message)"
+            ),
             StorageFull { capacity, needed } => write!(
                 f,
                 "node storage of {capacity} nodes is too small; {needed} nodes are enough"
             ),
             Mismatch { expected, found } => write!(f, "expected {expected}, found {found}"),
-            Custom(m) => f.write_str(m),
+            Custom(m) => f.write_str(m.as_str()),
+            Internal => f.write_str("internal decoder error (a bug: please report the input)"),
         }
     }
 }
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at byte {}", self.kind, self.offset)?;
+        fmt::Display::fmt(&self.kind, f)?;
+        if let Some(offset) = self.offset {
+            write!(f, " at byte {offset}")?;
+        }
         if let Some(op) = self.opcode {
             match crate::opcode::name(op) {
                 Some(name) => write!(f, " (opcode {name})")?,
@@ -226,6 +300,47 @@ impl fmt::Display for DecodeError {
             }
         }
         Ok(())
+    }
+}
+
+/// One of the bounds of [`Limits`](crate::Limits), named in errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Limit {
+    /// [`Limits::max_depth`](crate::Limits::max_depth).
+    Depth,
+    /// [`Limits::max_items`](crate::Limits::max_items).
+    Items,
+    /// [`Limits::max_bytes`](crate::Limits::max_bytes).
+    Bytes,
+    /// [`Limits::max_bigint_digits`](crate::Limits::max_bigint_digits).
+    BigIntDigits,
+    /// [`Limits::max_message`](crate::Limits::max_message).
+    Message,
+}
+
+impl Limit {
+    /// The field's name in [`Limits`](crate::Limits).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Limit::Depth => "max_depth",
+            Limit::Items => "max_items",
+            Limit::Bytes => "max_bytes",
+            Limit::BigIntDigits => "max_bigint_digits",
+            Limit::Message => "max_message",
+        }
+    }
+
+    /// What the limit counts, for messages.
+    const fn what(self) -> &'static str {
+        match self {
+            Limit::Depth => "nesting depth",
+            Limit::Items => "value count",
+            Limit::Bytes => "string or bytes length",
+            Limit::BigIntDigits => "integer digit count",
+            Limit::Message => "encoded size in bytes",
+        }
     }
 }
 
@@ -240,6 +355,16 @@ pub enum EncodeError {
     Io,
     /// A length or count does not fit the format's signed 32-bit field.
     TooLong(usize),
+    /// The value is beyond one of the [`Limits`](crate::Limits) the encoder was given,
+    /// which a decoder with the same limits would refuse.
+    LimitExceeded {
+        /// Which bound.
+        limit: Limit,
+        /// What the value has (or reaches first).
+        found: usize,
+        /// The bound.
+        max: u32,
+    },
     /// Big-integer text that is not an optional `-` followed by ASCII digits.
     InvalidIntText,
     /// The Rust value has no execnet representation (serde); says which.
@@ -258,12 +383,18 @@ impl fmt::Display for EncodeError {
             EncodeError::TooLong(n) => {
                 write!(f, "length {n} does not fit a signed 32-bit field")
             }
+            EncodeError::LimitExceeded { limit, found, max } => write!(
+                f,
+                "{} {found} exceeds Limits::{} ({max}), which a decoder with the same limits refuses",
+                limit.what(),
+                limit.name()
+            ),
             EncodeError::InvalidIntText => {
                 f.write_str("integer text is not an optional '-' followed by ASCII digits")
             }
             EncodeError::Unsupported(what) => write!(f, "cannot encode {what}"),
             EncodeError::Misuse(what) => write!(f, "encoder misuse: {what}"),
-            EncodeError::Custom(m) => f.write_str(m),
+            EncodeError::Custom(m) => f.write_str(m.as_str()),
         }
     }
 }

@@ -11,7 +11,7 @@
 //! // execnet.dumps(["hello", "world"]) from execnet 2.x on Python 3
 //! let bytes = b"\x02K\x00\x00\x00\x02F\x00\x00\x00\x00N\x00\x00\x00\x05helloP\
 //!               F\x00\x00\x00\x01N\x00\x00\x00\x05worldPQ";
-//! let mut nodes = [Node::EMPTY; 8]; // no allocation: the tree lives here
+//! let mut nodes = [Node::EMPTY; 8]; // no allocation: the value's structure lives here
 //! let (version, value) = decode::decode_dumps(bytes, &mut nodes, &Limits::DEFAULT)?;
 //! let ValueRef::List(items) = value else { panic!("not a list") };
 //! let words: Vec<&str> = items.iter().filter_map(|v| v.as_str()).collect();
@@ -25,14 +25,22 @@
 //!
 //! ## Modules, in the order data flows
 //!
-//! - [`value`]: the borrowed data model ([`ValueRef`], [`Node`]); [`Value`] is the owned
-//!   one (feature `alloc`).
-//! - [`decode`]: the zero-copy decoder, into caller-provided node storage.
+//! - [`value`]: the borrowed data model ([`ValueRef`], and [`Node`], 16 bytes of offsets
+//!   that one storage reuses for input after input); [`Value`] is the owned one
+//!   (feature `alloc`).
+//! - [`decode`]: the zero-copy decoder, into caller-provided node storage laid out as a
+//!   flat tape (a container's children side by side, so indexing is O(1)), and
+//!   [`Value::decode_internal`], which builds an owned value in one pass with no nodes.
 //! - [`encode`] and [`sink`]: the encoder and where its bytes go.
 //! - [`strconfig`]: how the string opcodes load under `(py2str_as_py3str,
 //!   py3str_as_py2str)`.
-//! - [`serde`](mod@crate::serde) (feature `serde`): Rust types to and from execnet values.
-//! - [`limits`] and [`error`]: bounds on hostile input, and what went wrong where.
+//! - [`serde`](mod@crate::serde) (feature `serde`): Rust types to and from execnet
+//!   values, read straight from the opcodes; with `alloc`, [`Value`] is a serde citizen
+//!   (`to_value`, `from_value`).
+//! - `repr` (feature `alloc`): Python's `repr` of a value, which `Value`'s `Display`
+//!   prints.
+//! - [`limits`] and [`error`]: bounds on hostile input, which the encoder checks too, and
+//!   what went wrong where.
 //! - [`frame`] and [`buffer`]: the 9-byte message header, the frame reader, and the
 //!   buffers frames wait in.
 //! - [`engine`]: the protocol as a sans-IO driver, [`engine::Connection`].
@@ -60,7 +68,7 @@
 //! |---|---|---|
 //! | `std` | yes | implies `alloc`; `std::error::Error`, `std::io::Write` sink |
 //! | `alloc` | via `std` | owned [`Value`], `Vec` node storage and sinks |
-//! | `serde` | no | `Serializer` / `Deserializer` (borrowing `&str` / `&[u8]`) |
+//! | `serde` | no | `Serializer` / `Deserializer` (borrowing `&str` / `&[u8]`); with `alloc`, `Value: Serialize + Deserialize` |
 //! | `heapless` | no | `heapless::Vec` as node storage and as a sink |
 //! | `embedded-io` | no | `embedded_io::Write` sink (embedded-io 0.6) |
 //! | `defmt` | no | `defmt::Format` on public types |
@@ -79,8 +87,12 @@
 //! ## Equal dict keys
 //!
 //! A reference writer never sends two equal dict keys or set members; hostile bytes can.
-//! The borrowed view shows entries exactly as they came; [`Value::from_ref`] applies
-//! Python's rule (first key, last value; first set member).
+//! The borrowed view shows entries exactly as they came; the owned decoder and
+//! [`Value::from_ref`] apply Python's rule (first key, last value; first set member;
+//! `1 == 1.0 == True`; a NaN equals nothing), in linear or n log n time whatever the
+//! keys: each key is reduced to a canonical form, equal forms are found with a hash
+//! index whose probes are budgeted, and a stable sort takes over when hostile keys
+//! collide, so no secret seed is needed.
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -111,6 +123,8 @@ pub mod opcode;
 mod owned;
 #[cfg(feature = "alloc")]
 mod pyeq;
+#[cfg(feature = "alloc")]
+pub mod repr;
 #[cfg(feature = "serde")]
 pub mod serde;
 pub mod sink;
@@ -119,7 +133,7 @@ pub mod value;
 
 pub use decode::Version;
 pub use encode::Envelope;
-pub use error::{DecodeError, DecodeErrorKind, EncodeError};
+pub use error::{DecodeError, DecodeErrorKind, EncodeError, Limit};
 pub use limits::Limits;
 #[cfg(feature = "alloc")]
 pub use owned::{Int, Value};

@@ -1,7 +1,9 @@
 //! Resource limits applied to every decode.
 
 /// Bounds that every decoder entry point enforces, so that hostile input can cost no more
-/// than the caller agreed to.
+/// than the caller agreed to, and that the encoder enforces too (see
+/// [`Encoder::with_limits`](crate::encode::Encoder::with_limits)), so that nothing
+/// written is refused by a reader with the same limits.
 ///
 /// The defaults accept everything a reference writer can produce (under Python's default
 /// recursion limit, execnet 2.1.2 fails to write lists nested about 400 levels deep and
@@ -12,7 +14,7 @@
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Limits {
     /// Deepest nesting of containers accepted (a scalar at top level has depth 0, `[1]`
-    /// has depth 1).
+    /// has depth 1). Depths beyond 1,048,575 are refused whatever this says.
     pub max_depth: u32,
     /// Most values (nodes) one payload may hold, containers and scalars together.
     pub max_items: u32,
@@ -20,7 +22,8 @@ pub struct Limits {
     pub max_bytes: u32,
     /// Most decimal digits in one `LONGINT` / `LONGLONG` text.
     pub max_bigint_digits: u32,
-    /// Largest message (frame payload) the frame reader accepts, in bytes.
+    /// Largest message (frame payload) the frame reader accepts, in bytes; also the
+    /// longest input a whole-buffer decode takes, and the longest value `take_*` takes.
     pub max_message: u32,
 }
 
@@ -49,5 +52,18 @@ impl Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits::DEFAULT
+    }
+}
+
+impl Limits {
+    /// The depth actually enforced: `max_depth`, but never beyond 1,048,575 (the height a
+    /// decode node records; nothing recursive survives such depths anyway).
+    pub(crate) const fn depth_cap(&self) -> u32 {
+        let cap = crate::value::MAX_HEIGHT;
+        if self.max_depth < cap {
+            self.max_depth
+        } else {
+            cap
+        }
     }
 }

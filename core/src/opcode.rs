@@ -1,4 +1,4 @@
-//! The serializer's opcode bytes (PROTOCOL.md section 1).
+//! The serializer's opcode bytes: each value is a little program for a stack machine.
 
 /// Pop n values, push a tuple of them.
 pub const BUILDTUPLE: u8 = b'@';

@@ -4,13 +4,14 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::decode::reader::within_message;
 use crate::decode::{self, Version};
 use crate::encode::{Encode, Encoder};
 use crate::error::{DecodeError, EncodeError};
 use crate::limits::Limits;
 use crate::sink::Sink;
 use crate::strconfig::StrConfig;
-use crate::value::{IntKind, Node, PyStr, ValueRef};
+use crate::value::{IntKind, PyStr, ValueRef};
 
 /// An integer of any size: `i64` when it fits, canonical decimal text otherwise (no
 /// leading zeros, no `+`, a `-` for negatives). Never converted to a float.
@@ -26,26 +27,14 @@ impl Int {
     /// Parses `[+-]?[0-9]+` (leading zeros allowed) into canonical form; `None` for
     /// anything else.
     pub fn parse(text: &str) -> Option<Int> {
-        let (neg, digits) = match text.as_bytes().first() {
-            Some(b'-') => (true, text.get(1..)?),
-            Some(b'+') => (false, text.get(1..)?),
-            _ => (false, text),
-        };
+        let digits = text
+            .strip_prefix('-')
+            .or_else(|| text.strip_prefix('+'))
+            .unwrap_or(text);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        if let Some(v) = crate::value::parse_i128(text) {
-            if let Ok(v) = i64::try_from(v) {
-                return Some(Int::Small(v));
-            }
-        }
-        let trimmed = digits.trim_start_matches('0');
-        let mut s = String::with_capacity(trimmed.len() + 1);
-        if neg {
-            s.push('-');
-        }
-        s.push_str(trimmed);
-        Some(Int::Big(s.into_boxed_str()))
+        Some(crate::decode::owned::int_from_text(text.as_bytes()))
     }
 
     /// The value as `i128`, if it fits.
@@ -148,33 +137,74 @@ impl Value {
                 Value::Tuple(items.iter().map(|i| Value::from_ref(&i, config)).collect())
             }
             ValueRef::Set(items) => Value::Set(crate::pyeq::dedup_members(
-                items.iter().map(|i| Value::from_ref(&i, config)),
+                items.iter().map(|i| Value::from_ref(&i, config)).collect(),
                 config,
             )),
             ValueRef::FrozenSet(items) => Value::FrozenSet(crate::pyeq::dedup_members(
-                items.iter().map(|i| Value::from_ref(&i, config)),
+                items.iter().map(|i| Value::from_ref(&i, config)).collect(),
                 config,
             )),
             ValueRef::Dict(map) => Value::Dict(crate::pyeq::dedup_entries(
                 map.iter()
-                    .map(|(k, v)| (Value::from_ref(&k, config), Value::from_ref(&v, config))),
+                    .map(|(k, v)| (Value::from_ref(&k, config), Value::from_ref(&v, config)))
+                    .collect(),
                 config,
             )),
         }
     }
 
-    /// Decodes one channel payload into an owned value (string config as `loads()`).
+    /// Decodes one channel payload into an owned value, in one pass and with no node
+    /// storage, merging equal keys as `loads()` would (its string config).
     pub fn decode_internal(input: &[u8], limits: &Limits) -> Result<Value, DecodeError> {
-        let mut nodes: Vec<Node<'_>> = Vec::new();
-        let v = decode::decode_internal(input, &mut nodes, limits)?;
-        Ok(Value::from_ref(&v, StrConfig::LOADS))
+        Value::decode_internal_with(input, limits, StrConfig::LOADS)
+    }
+
+    /// Decodes one channel payload into an owned value, merging equal keys as a reader
+    /// with string config `config` would.
+    pub fn decode_internal_with(
+        input: &[u8],
+        limits: &Limits,
+        config: StrConfig,
+    ) -> Result<Value, DecodeError> {
+        within_message(input.len(), limits)?;
+        let (v, end) = decode::owned::decode(input, 0, limits, config)?;
+        decode::no_trailing(input, end)?;
+        Ok(v)
     }
 
     /// Decodes `dumps` output into an owned value (string config as `loads()`).
     pub fn decode_dumps(input: &[u8], limits: &Limits) -> Result<(Version, Value), DecodeError> {
-        let mut nodes: Vec<Node<'_>> = Vec::new();
-        let (version, v) = decode::decode_dumps(input, &mut nodes, limits)?;
-        Ok((version, Value::from_ref(&v, StrConfig::LOADS)))
+        Value::decode_dumps_with(input, limits, StrConfig::LOADS)
+    }
+
+    /// Decodes `dumps` output into an owned value, merging equal keys as a reader with
+    /// string config `config` would.
+    pub fn decode_dumps_with(
+        input: &[u8],
+        limits: &Limits,
+        config: StrConfig,
+    ) -> Result<(Version, Value), DecodeError> {
+        within_message(input.len(), limits)?;
+        let version = match input.first() {
+            None => {
+                return Err(DecodeError::new(
+                    crate::DecodeErrorKind::UnexpectedEnd {
+                        needed: 1,
+                        available: 0,
+                    },
+                    0,
+                    None,
+                ))
+            }
+            Some(&b) => Version::from_byte(b).ok_or(DecodeError::new(
+                crate::DecodeErrorKind::UnknownVersion(b),
+                0,
+                None,
+            ))?,
+        };
+        let (v, end) = decode::owned::decode(input, 1, limits, config)?;
+        decode::no_trailing(input, end)?;
+        Ok((version, v))
     }
 
     /// A small `int`.
@@ -236,33 +266,43 @@ impl Encode for Value {
             Value::Py2Str(b) => e.py2str(b),
             Value::Channel(c) => e.channel(*c),
             Value::List(items) => {
+                e.enter()?;
                 e.new_list(items.len())?;
                 for (i, item) in items.iter().enumerate() {
                     e.list_index(i)?;
                     item.encode(e)?;
                     e.setitem()?;
                 }
+                e.leave();
                 Ok(())
             }
             Value::Tuple(items) => {
+                e.enter()?;
                 items.iter().try_for_each(|i| i.encode(e))?;
+                e.leave();
                 e.build_tuple(items.len())
             }
             Value::Set(items) => {
+                e.enter()?;
                 items.iter().try_for_each(|i| i.encode(e))?;
+                e.leave();
                 e.build_set(items.len())
             }
             Value::FrozenSet(items) => {
+                e.enter()?;
                 items.iter().try_for_each(|i| i.encode(e))?;
+                e.leave();
                 e.build_frozenset(items.len())
             }
             Value::Dict(entries) => {
+                e.enter()?;
                 e.new_dict()?;
                 for (k, v) in entries {
                     k.encode(e)?;
                     v.encode(e)?;
                     e.setitem()?;
                 }
+                e.leave();
                 Ok(())
             }
         }

@@ -116,7 +116,7 @@ impl Iterator for StrChars<'_> {
     }
 }
 
-/// The kind of a container node.
+/// The kind of a container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ContainerKind {
@@ -132,78 +132,128 @@ pub enum ContainerKind {
     FrozenSet,
 }
 
-/// No node: the end of a sibling chain.
-pub(crate) const NIL: u32 = u32::MAX;
-
-/// What one node holds.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum NodeKind<'a> {
-    None,
-    Bool(bool),
-    Int(i32, IntKind),
-    BigInt(&'a str, IntKind),
-    Float(f64),
-    Complex(f64, f64),
-    Bytes(&'a [u8]),
-    Str(PyStr<'a>),
-    Channel(i32),
-    /// `first` is the first child (or [`NIL`]); `len` counts items (dict: entries).
-    Container {
-        kind: ContainerKind,
-        first: u32,
-        len: u32,
-        /// For a list under construction: the item count `NEWLIST` announced.
-        cap: u32,
-    },
-}
-
-/// One slot of decode storage. Allocate an array of [`Node::EMPTY`] (or use a
-/// `heapless::Vec` / `Vec`) and pass it to a decoder; it holds the tree afterwards.
+/// One slot of decode storage: 16 bytes, holding offsets into the input rather than
+/// borrows, so that one storage serves input after input (a `static` array on a device
+/// that decodes every frame into the same place, a `Vec` reused by a server).
 ///
-/// A node is 40 bytes on 64-bit targets; a decode needs at most one node per value-pushing
+/// Allocate an array of [`Node::EMPTY`] (or use a `heapless::Vec` / `Vec`) and pass it to
+/// a decoder; afterwards a prefix of it holds the decoded value as a flat tape: each
+/// container lists its children in one contiguous run (a dict's as key, value, key, ...),
+/// so a list item is found in O(1). A decode needs at most one node per value-pushing
 /// opcode of the input (see [`node_bound`](crate::decode::node_bound)).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Node<'a> {
-    pub(crate) kind: NodeKind<'a>,
-    /// In the tree: the next sibling. On the decode stack: the last child so far.
-    pub(crate) link: u32,
-    /// Height of the subtree (a scalar is 0) and, in the top bit, "unhashable".
-    pub(crate) meta: u32,
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Node {
+    /// Tag (bits 0-7), flags (bits 8-11), subtree height (bits 12-31).
+    pub(crate) head: u32,
+    /// Payload offset, a small int, float high bits, a container's first child, or (an
+    /// open dict on the decode stack) the next open dict below it.
+    pub(crate) a: u32,
+    /// Payload length, float low bits, or a container's item (dict: entry) count.
+    pub(crate) b: u32,
+    /// Offset of the opcode that made the value.
+    pub(crate) c: u32,
 }
 
-pub(crate) const UNHASHABLE: u32 = 1 << 31;
+pub(crate) mod tag {
+    pub const NONE: u8 = 0;
+    pub const TRUE: u8 = 1;
+    pub const FALSE: u8 = 2;
+    pub const INT: u8 = 3;
+    pub const LONG: u8 = 4;
+    pub const BIG_INT: u8 = 5;
+    pub const BIG_LONG: u8 = 6;
+    pub const FLOAT: u8 = 7;
+    pub const COMPLEX: u8 = 8;
+    pub const BYTES: u8 = 9;
+    pub const PY2: u8 = 10;
+    pub const PY3: u8 = 11;
+    pub const UNICODE: u8 = 12;
+    pub const CHANNEL: u8 = 13;
+    pub const LIST: u8 = 14;
+    pub const TUPLE: u8 = 15;
+    pub const DICT: u8 = 16;
+    pub const SET: u8 = 17;
+    pub const FROZENSET: u8 = 18;
+}
+
+/// A list, dict or set, or a tuple holding one: not a dict key or set member.
+pub(crate) const UNHASHABLE: u32 = 1 << 8;
 /// On a list being decoded: its next index (`INT len`) has been read and the item is
 /// expected next. The index is not kept as a node.
-pub(crate) const INDEX_PENDING: u32 = 1 << 30;
+pub(crate) const PENDING: u32 = 1 << 9;
+/// During a move to the tape: the node is a dict entry, not a container member.
+pub(crate) const CHILD: u32 = 1 << 10;
+/// Heights fit 20 bits; deeper values are refused whatever the limit says.
+pub(crate) const MAX_HEIGHT: u32 = (1 << 20) - 1;
 
-impl Node<'_> {
+impl Node {
     /// An unused slot.
-    pub const EMPTY: Node<'static> = Node {
-        kind: NodeKind::None,
-        link: NIL,
-        meta: 0,
+    pub const EMPTY: Node = Node {
+        head: 0,
+        a: 0,
+        b: 0,
+        c: 0,
     };
 
-    pub(crate) const fn leaf(kind: NodeKind<'_>) -> Node<'_> {
+    #[inline(always)]
+    pub(crate) const fn new(tag: u8, a: u32, b: u32, c: u32) -> Node {
         Node {
-            kind,
-            link: NIL,
-            meta: 0,
+            head: tag as u32,
+            a,
+            b,
+            c,
         }
     }
 
-    pub(crate) const fn height(&self) -> u32 {
-        self.meta & !(UNHASHABLE | INDEX_PENDING)
+    #[inline(always)]
+    pub(crate) const fn tag(&self) -> u8 {
+        self.head as u8
     }
 
+    #[inline(always)]
+    pub(crate) const fn height(&self) -> u32 {
+        self.head >> 12
+    }
+
+    #[inline(always)]
+    pub(crate) fn set_height(&mut self, h: u32) {
+        self.head = (self.head & 0xfff) | (h.min(MAX_HEIGHT) << 12);
+    }
+
+    #[inline(always)]
+    pub(crate) const fn has(&self, flag: u32) -> bool {
+        self.head & flag != 0
+    }
+
+    #[inline(always)]
+    pub(crate) fn set(&mut self, flag: u32) {
+        self.head |= flag;
+    }
+
+    #[inline(always)]
+    pub(crate) fn clear(&mut self, flag: u32) {
+        self.head &= !flag;
+    }
+
+    #[inline(always)]
     pub(crate) const fn hashable(&self) -> bool {
-        self.meta & UNHASHABLE == 0
+        self.head & UNHASHABLE == 0
+    }
+
+    /// Offset of the opcode that made this value.
+    pub(crate) const fn offset(&self) -> usize {
+        self.c as usize
     }
 }
 
-impl Default for Node<'_> {
-    fn default() -> Self {
-        Node::EMPTY
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("tag", &self.tag())
+            .field("a", &self.a)
+            .field("b", &self.b)
+            .field("at", &self.c)
+            .finish()
     }
 }
 
@@ -242,30 +292,61 @@ pub enum ValueRef<'a, 's> {
     Dict(Map<'a, 's>),
 }
 
+/// The bytes at `[at, at + len)`, or nothing (never for nodes the decoder wrote).
+#[inline(always)]
+pub(crate) fn slice(input: &[u8], at: u32, len: u32) -> &[u8] {
+    let at = at as usize;
+    input.get(at..at + len as usize).unwrap_or(&[])
+}
+
+/// Text the decoder validated; checked again here, as no `unsafe` may skip it.
+#[inline(always)]
+pub(crate) fn text(input: &[u8], at: u32, len: u32) -> &str {
+    core::str::from_utf8(slice(input, at, len)).unwrap_or("")
+}
+
+/// The 8-byte big-endian double at `at`.
+#[inline(always)]
+pub(crate) fn f64_at(input: &[u8], at: u32) -> f64 {
+    match *slice(input, at, 8) {
+        [a, b, c, d, e, f, g, h] => f64::from_be_bytes([a, b, c, d, e, f, g, h]),
+        _ => 0.0,
+    }
+}
+
 impl<'a, 's> ValueRef<'a, 's> {
-    pub(crate) fn from_node(nodes: &'s [Node<'a>], node: &Node<'a>) -> Self {
-        match node.kind {
-            NodeKind::None => ValueRef::None,
-            NodeKind::Bool(b) => ValueRef::Bool(b),
-            NodeKind::Int(i, k) => ValueRef::Int(i64::from(i), k),
-            NodeKind::BigInt(t, k) => ValueRef::BigInt(t, k),
-            NodeKind::Float(f) => ValueRef::Float(f),
-            NodeKind::Complex(r, i) => ValueRef::Complex(r, i),
-            NodeKind::Bytes(b) => ValueRef::Bytes(b),
-            NodeKind::Str(s) => ValueRef::Str(s),
-            NodeKind::Channel(c) => ValueRef::Channel(c),
-            NodeKind::Container {
-                kind, first, len, ..
-            } => {
-                let seq = Seq { nodes, first, len };
-                match kind {
-                    ContainerKind::List => ValueRef::List(seq),
-                    ContainerKind::Tuple => ValueRef::Tuple(seq),
-                    ContainerKind::Set => ValueRef::Set(seq),
-                    ContainerKind::FrozenSet => ValueRef::FrozenSet(seq),
-                    ContainerKind::Dict => ValueRef::Dict(Map { seq }),
-                }
+    #[inline]
+    pub(crate) fn from_node(input: &'a [u8], nodes: &'s [Node], node: &Node) -> Self {
+        let seq = |n: &Node| Seq {
+            input,
+            nodes,
+            first: n.a,
+            len: n.b,
+        };
+        match node.tag() {
+            tag::TRUE => ValueRef::Bool(true),
+            tag::FALSE => ValueRef::Bool(false),
+            tag::INT => ValueRef::Int(i64::from(node.a as i32), IntKind::Int),
+            tag::LONG => ValueRef::Int(i64::from(node.a as i32), IntKind::Long),
+            tag::BIG_INT => ValueRef::BigInt(text(input, node.a, node.b), IntKind::Int),
+            tag::BIG_LONG => ValueRef::BigInt(text(input, node.a, node.b), IntKind::Long),
+            tag::FLOAT => ValueRef::Float(f64::from_bits(
+                (u64::from(node.a) << 32) | u64::from(node.b),
+            )),
+            tag::COMPLEX => {
+                ValueRef::Complex(f64_at(input, node.a), f64_at(input, node.a.wrapping_add(8)))
             }
+            tag::BYTES => ValueRef::Bytes(slice(input, node.a, node.b)),
+            tag::PY2 => ValueRef::Str(PyStr::Py2(slice(input, node.a, node.b))),
+            tag::PY3 => ValueRef::Str(PyStr::Py3(text(input, node.a, node.b))),
+            tag::UNICODE => ValueRef::Str(PyStr::Unicode(text(input, node.a, node.b))),
+            tag::CHANNEL => ValueRef::Channel(node.a as i32),
+            tag::LIST => ValueRef::List(seq(node)),
+            tag::TUPLE => ValueRef::Tuple(seq(node)),
+            tag::SET => ValueRef::Set(seq(node)),
+            tag::FROZENSET => ValueRef::FrozenSet(seq(node)),
+            tag::DICT => ValueRef::Dict(Map { seq: seq(node) }),
+            _ => ValueRef::None,
         }
     }
 
@@ -318,31 +399,62 @@ impl<'a, 's> ValueRef<'a, 's> {
     }
 }
 
-/// Parses validated big-int text (`[+-]?[0-9]+`) if it fits `i128`.
+/// Parses validated big-int text (`[+-]?[0-9]+`) if it fits `i128`: eighteen digits at
+/// a time in `u64`, so that a long number costs a few wide multiplications.
 pub(crate) fn parse_i128(text: &str) -> Option<i128> {
-    let (neg, digits) = match text.as_bytes().first() {
+    parse_i128_bytes(text.as_bytes())
+}
+
+/// [`parse_i128`] over the text's bytes.
+pub(crate) fn parse_i128_bytes(text: &[u8]) -> Option<i128> {
+    let (neg, digits) = match text.first() {
         Some(b'-') => (true, text.get(1..)?),
         Some(b'+') => (false, text.get(1..)?),
         _ => (false, text),
     };
-    let mut acc: i128 = 0;
-    for d in digits.bytes() {
-        let d = i128::from(d.checked_sub(b'0').filter(|d| *d < 10)?);
-        acc = acc.checked_mul(10)?;
-        acc = if neg {
-            acc.checked_sub(d)?
-        } else {
-            acc.checked_add(d)?
-        };
+    let zeros = digits.iter().take_while(|&&d| d == b'0').count();
+    let digits = digits.get(zeros..)?;
+    // i128::MAX has 39 digits.
+    if digits.len() > 39 || !crate::decode::reader::all_digits(digits) {
+        return None;
     }
-    Some(acc)
+    // The leading digits that do not fill a group of eight, then eight at a time.
+    let head = digits.len() % 8;
+    let (first, rest) = digits.split_at(head);
+    let mut acc = first
+        .iter()
+        .fold(0u128, |acc, &d| acc * 10 + u128::from(d - b'0'));
+    for group in rest.chunks_exact(8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(group);
+        acc = acc
+            .checked_mul(100_000_000)?
+            .checked_add(u128::from(eight_digits(u64::from_le_bytes(w))))?;
+    }
+    if neg {
+        0i128.checked_sub_unsigned(acc)
+    } else {
+        i128::try_from(acc).ok()
+    }
+}
+
+/// The value of eight ASCII digits read as a little-endian word, in three multiplies.
+#[inline(always)]
+fn eight_digits(w: u64) -> u64 {
+    let w = w - 0x3030_3030_3030_3030;
+    // Pairs of digits, then quadruples, then the eight.
+    let w = (w * 10 + (w >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let w = (w * 100 + (w >> 16)) & 0x0000_ffff_0000_ffff;
+    (w * 10_000 + (w >> 32)) & 0xffff_ffff
 }
 
 /// The items of a list, tuple, set or frozenset (for a dict: keys and values
-/// alternating; use [`Map`]).
+/// alternating; use [`Map`]). Items sit side by side in the node storage, so
+/// [`get`](Self::get) is O(1).
 #[derive(Clone, Copy)]
 pub struct Seq<'a, 's> {
-    nodes: &'s [Node<'a>],
+    input: &'a [u8],
+    nodes: &'s [Node],
     first: u32,
     len: u32,
 }
@@ -358,18 +470,35 @@ impl<'a, 's> Seq<'a, 's> {
         self.len == 0
     }
 
+    fn run(&self, count: usize) -> &'s [Node] {
+        let first = self.first as usize;
+        self.nodes.get(first..first + count).unwrap_or(&[])
+    }
+
     /// The items in order.
     pub fn iter(&self) -> SeqIter<'a, 's> {
         SeqIter {
+            input: self.input,
             nodes: self.nodes,
-            next: self.first,
-            left: self.len,
+            items: self.run(self.len()).iter(),
         }
     }
 
-    /// The item at `index` (walks the sibling chain: O(index)).
+    /// The items with the input offset of the opcode that made each.
+    #[cfg(feature = "serde")]
+    pub(crate) fn with_offsets(&self) -> Placed<'a, 's> {
+        Placed {
+            input: self.input,
+            nodes: self.nodes,
+            items: self.run(self.len()).iter(),
+        }
+    }
+
+    /// The item at `index`, in O(1).
     pub fn get(&self, index: usize) -> Option<ValueRef<'a, 's>> {
-        self.iter().nth(index)
+        self.run(self.len())
+            .get(index)
+            .map(|n| ValueRef::from_node(self.input, self.nodes, n))
     }
 }
 
@@ -390,29 +519,51 @@ impl<'a, 's> IntoIterator for Seq<'a, 's> {
 /// Iterator over a [`Seq`].
 #[derive(Clone)]
 pub struct SeqIter<'a, 's> {
-    nodes: &'s [Node<'a>],
-    next: u32,
-    left: u32,
+    input: &'a [u8],
+    nodes: &'s [Node],
+    items: core::slice::Iter<'s, Node>,
 }
 
 impl<'a, 's> Iterator for SeqIter<'a, 's> {
     type Item = ValueRef<'a, 's>;
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 {
-            return None;
-        }
-        let node = self.nodes.get(self.next as usize)?;
-        self.left -= 1;
-        self.next = node.link;
-        Some(ValueRef::from_node(self.nodes, node))
+        let node = self.items.next()?;
+        Some(ValueRef::from_node(self.input, self.nodes, node))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left as usize, Some(self.left as usize))
+        self.items.size_hint()
     }
 }
 
 impl ExactSizeIterator for SeqIter<'_, '_> {}
+
+/// Items with the input offset of the opcode that made each (for errors that say where).
+#[cfg(feature = "serde")]
+#[derive(Clone)]
+pub(crate) struct Placed<'a, 's> {
+    input: &'a [u8],
+    nodes: &'s [Node],
+    items: core::slice::Iter<'s, Node>,
+}
+
+#[cfg(feature = "serde")]
+impl<'a, 's> Iterator for Placed<'a, 's> {
+    type Item = (ValueRef<'a, 's>, usize);
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let n = self.items.next()?;
+        Some((ValueRef::from_node(self.input, self.nodes, n), n.offset()))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.items.size_hint()
+    }
+}
+
+#[cfg(feature = "serde")]
+impl ExactSizeIterator for Placed<'_, '_> {}
 
 /// The entries of a dict, in wire order.
 #[derive(Clone, Copy)]
@@ -434,12 +585,32 @@ impl<'a, 's> Map<'a, 's> {
     /// `(key, value)` pairs in wire order.
     pub fn iter(&self) -> MapIter<'a, 's> {
         MapIter {
-            inner: SeqIter {
-                nodes: self.seq.nodes,
-                next: self.seq.first,
-                left: self.seq.len.saturating_mul(2),
-            },
+            input: self.seq.input,
+            nodes: self.seq.nodes,
+            entries: self.seq.run(2 * self.len()).chunks_exact(2),
         }
+    }
+
+    /// Keys and values alternating, each with the input offset of its opcode.
+    #[cfg(feature = "serde")]
+    pub(crate) fn with_offsets(&self) -> Placed<'a, 's> {
+        let seq = Seq {
+            len: self.seq.len * 2,
+            ..self.seq
+        };
+        seq.with_offsets()
+    }
+
+    /// The entry at `index` in wire order, in O(1).
+    pub fn entry(&self, index: usize) -> Option<(ValueRef<'a, 's>, ValueRef<'a, 's>)> {
+        let run = self.seq.run(2 * self.len());
+        let k = run.get(2 * index)?;
+        let v = run.get(2 * index + 1)?;
+        let (input, nodes) = (self.seq.input, self.seq.nodes);
+        Some((
+            ValueRef::from_node(input, nodes, k),
+            ValueRef::from_node(input, nodes, v),
+        ))
     }
 
     /// The value of the last entry whose key is the text `key` (of any string kind),
@@ -448,7 +619,11 @@ impl<'a, 's> Map<'a, 's> {
         let mut found = None;
         for (k, v) in self.iter() {
             if let ValueRef::Str(s) = k {
-                if s.chars().eq(key.chars()) {
+                let same = match s.as_str() {
+                    Some(t) => t == key,
+                    None => s.chars().eq(key.chars()),
+                };
+                if same {
                     found = Some(v);
                 }
             }
@@ -474,21 +649,98 @@ impl<'a, 's> IntoIterator for Map<'a, 's> {
 /// Iterator over a [`Map`].
 #[derive(Clone)]
 pub struct MapIter<'a, 's> {
-    inner: SeqIter<'a, 's>,
+    input: &'a [u8],
+    nodes: &'s [Node],
+    entries: core::slice::ChunksExact<'s, Node>,
 }
 
 impl<'a, 's> Iterator for MapIter<'a, 's> {
     type Item = (ValueRef<'a, 's>, ValueRef<'a, 's>);
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let k = self.inner.next()?;
-        let v = self.inner.next()?;
-        Some((k, v))
+        match self.entries.next()? {
+            [k, v] => Some((
+                ValueRef::from_node(self.input, self.nodes, k),
+                ValueRef::from_node(self.input, self.nodes, v),
+            )),
+            _ => None,
+        }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.inner.left as usize / 2;
-        (n, Some(n))
+        self.entries.size_hint()
     }
 }
 
 impl ExactSizeIterator for MapIter<'_, '_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_i128;
+
+    #[test]
+    fn parse_i128_edges() {
+        for v in [
+            0i128,
+            1,
+            -1,
+            999_999_999_999_999_999,
+            1_000_000_000_000_000_000,
+            i128::from(i64::MAX) + 1,
+            i128::MAX,
+            i128::MIN,
+            i128::MIN + 1,
+            -(1i128 << 100) - 7,
+        ] {
+            let text = alloc_free(v);
+            assert_eq!(parse_i128(text.as_str()), Some(v), "{v}");
+        }
+        assert_eq!(parse_i128("+0007"), Some(7));
+        assert_eq!(parse_i128("-000"), Some(0));
+        assert_eq!(parse_i128("170141183460469231731687303715884105728"), None);
+        assert_eq!(parse_i128("-170141183460469231731687303715884105729"), None);
+        assert_eq!(parse_i128(&"9".repeat(40)), None);
+        assert_eq!(parse_i128("12a"), None);
+    }
+
+    #[test]
+    fn parse_i128_agrees_with_the_standard_parser() {
+        let mut x: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834;
+        for i in 0..20_000u32 {
+            x = x
+                .wrapping_mul(0x2360_ed05_1fc6_5da4_4385_df64_9fcc_f645)
+                .wrapping_add(1);
+            // Every length from 1 to 39 digits, both signs.
+            let v = (x >> (i % 127)) as i128;
+            let v = if i % 2 == 0 { v } else { v.wrapping_neg() };
+            let text = alloc_free(v);
+            assert_eq!(parse_i128(text.as_str()), Some(v), "{}", text.as_str());
+        }
+    }
+
+    /// Decimal text of `v` in a fixed buffer (the crate may build without `alloc`).
+    fn alloc_free(v: i128) -> Text {
+        let mut t = Text([0; 48], 48);
+        let mut n = v.unsigned_abs();
+        loop {
+            t.1 -= 1;
+            t.0[t.1] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if v < 0 {
+            t.1 -= 1;
+            t.0[t.1] = b'-';
+        }
+        t
+    }
+
+    struct Text([u8; 48], usize);
+    impl Text {
+        fn as_str(&self) -> &str {
+            core::str::from_utf8(&self.0[self.1..]).unwrap()
+        }
+    }
+}

@@ -130,3 +130,33 @@ fn py2str_follows_strconfig() {
     assert_eq!(as_text, "\u{e9}a");
     assert!(from_internal::<String>(bytes, &Limits::DEFAULT, StrConfig::LOADS).is_err());
 }
+
+/// A serde error names the value it failed on, never a made-up "byte 0".
+#[test]
+fn serde_errors_carry_the_offset_of_their_value() {
+    // (1, "x") into Vec<i64>: the failing value is the "x" at byte 5.
+    let bytes = to_vec(&(1, "x"), Envelope::Internal).unwrap();
+    let e = from_internal::<Vec<i64>>(&bytes, &Limits::DEFAULT, StrConfig::LOADS).unwrap_err();
+    assert_eq!(e.offset, Some(5), "{e}");
+    assert!(e.to_string().ends_with("at byte 5"), "{e}");
+    // A custom error from a Deserialize implementation: the dict it was reading, at byte
+    // 10 of [{}] (after NEWLIST 1 and INT 0).
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Needs {
+        field: i64,
+    }
+    let bytes = to_vec(&vec![BTreeMap::<String, i64>::new()], Envelope::Internal).unwrap();
+    let e = from_internal::<Vec<Needs>>(&bytes, &Limits::DEFAULT, StrConfig::LOADS).unwrap_err();
+    assert!(e.to_string().contains("field"), "{e}");
+    assert_eq!(e.offset, Some(10), "{e}");
+    // Over a value with no place in an input: no offset at all.
+    let v = execnet_core::ValueRef::Str(execnet_core::value::PyStr::Py3("x"));
+    let e = execnet_core::serde::from_value::<i64>(v, StrConfig::LOADS).unwrap_err();
+    assert_eq!(e.offset, None, "{e}");
+    assert!(!e.to_string().contains("byte"), "{e}");
+    // Items a fixed-size type leaves are refused, not dropped.
+    let bytes = to_vec(&vec![1, 2, 3], Envelope::Internal).unwrap();
+    let e = from_internal::<(i64, i64)>(&bytes, &Limits::DEFAULT, StrConfig::LOADS).unwrap_err();
+    assert_eq!(e.offset, Some(0), "{e}");
+}

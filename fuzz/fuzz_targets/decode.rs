@@ -1,7 +1,9 @@
 //! Value decode: whole buffer and take-from-front, both envelopes, tight and default
-//! limits. Property: whatever decodes re-encodes to bytes that decode to the same value
-//! (and, from the borrowed view, to the very same bytes); the node count stays within
-//! the input length.
+//! limits. Properties: whatever decodes re-encodes to bytes that decode to the same
+//! value (and, from the borrowed view, to the very same bytes); the node count stays
+//! within the input length; the owned decoder accepts exactly what the borrowed one
+//! accepts and fails with the same error; serde's reading of the opcode stream accepts
+//! exactly what the tape accepts.
 #![no_main]
 
 use execnet_core::{decode, encode, Envelope, Limits, Node, StrConfig, Value, ValueRef};
@@ -48,8 +50,8 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Limits::TIGHT
     };
-    let mut nodes: Vec<Node<'_>> = Vec::new();
-    match (selector >> 1) % 4 {
+    let mut nodes: Vec<Node> = Vec::new();
+    match (selector >> 1) % 6 {
         0 => {
             if let Ok(v) = decode::decode_internal(input, &mut nodes, &limits) {
                 check(&v, input, Envelope::Internal);
@@ -65,6 +67,23 @@ fuzz_target!(|data: &[u8]| {
                 let used = input.len() - rest.len();
                 check(&v, &input[..used], Envelope::Internal);
             }
+        }
+        3 => {
+            let borrowed = decode::decode_internal(input, &mut nodes, &limits)
+                .map(|v| encode::to_vec(&Value::from_ref(&v, StrConfig::LOADS), Envelope::Internal).ok());
+            let owned = Value::decode_internal(input, &limits)
+                .map(|v| encode::to_vec(&v, Envelope::Internal).ok());
+            assert_eq!(owned, borrowed, "owned and borrowed decoders disagree");
+        }
+        4 => {
+            let tape = decode::decode_internal(input, &mut nodes, &limits).is_ok();
+            let serde = execnet_core::serde::from_internal::<serde::de::IgnoredAny>(
+                input,
+                &limits,
+                StrConfig::GATEWAY,
+            )
+            .is_ok();
+            assert_eq!(serde, tape, "serde and the tape disagree");
         }
         _ => {
             // Fixed storage: must agree with Vec storage or report StorageFull.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use execnet_core::encode::Encode;
 use execnet_core::serde::Serde;
-use execnet_core::{Limits, Node, StrConfig, Value};
+use execnet_core::{Limits, StrConfig, Value};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -217,9 +217,7 @@ impl Drop for ChanState {
 }
 
 fn decode_value(payload: &[u8], config: StrConfig, limits: &Limits) -> Result<Value> {
-    let mut nodes: Vec<Node<'_>> = Vec::new();
-    let v = execnet_core::decode::decode_internal(payload, &mut nodes, limits)?;
-    Ok(Value::from_ref(&v, config))
+    Ok(Value::decode_internal_with(payload, limits, config)?)
 }
 
 fn end_error(end: &End) -> Error {
@@ -375,10 +373,11 @@ impl Channel {
 
     fn receive_opt<T: DeserializeOwned>(&self, timeout: Option<Duration>) -> Result<T> {
         let (payload, config) = self.receive_raw(timeout)?;
-        let mut nodes: Vec<Node<'_>> = Vec::new();
-        let v =
-            execnet_core::decode::decode_internal(&payload, &mut nodes, &self.h.session.limits)?;
-        Ok(execnet_core::serde::from_value(v, config)?)
+        Ok(execnet_core::serde::from_internal(
+            &payload,
+            &self.h.session.limits,
+            config,
+        )?)
     }
 
     /// Receives the next value as a dynamic [`Value`], kinds kept as they came.

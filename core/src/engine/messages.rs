@@ -134,7 +134,7 @@ pub struct ExecRequest<'a, 's> {
 
 impl<'a, 's> ExecRequest<'a, 's> {
     /// Decodes `(source, file_name, call_name, kwargs)`.
-    pub fn decode<S: NodeStorage<'a> + ?Sized>(
+    pub fn decode<S: NodeStorage + ?Sized>(
         payload: &'a [u8],
         storage: &'s mut S,
         limits: &Limits,

@@ -1,86 +1,111 @@
-//! execnet values into `Deserialize` types.
+//! execnet values into `Deserialize` types, from a decoded value (the tape).
+//!
+//! [`from_internal`] and [`from_dumps`] first read the opcode stream directly (see
+//! `stream.rs`); this deserializer over the decoded tape is what they fall back on, and
+//! what [`from_value`] uses. Its errors carry the input offset of the value they failed
+//! on.
 
 use core::fmt;
 
 use ::serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
-use crate::error::{DecodeError, DecodeErrorKind};
+use crate::error::{DecodeError, DecodeErrorKind, Message};
 use crate::strconfig::{Loaded, Reader, StrConfig};
-use crate::value::{MapIter, PyStr, SeqIter, ValueRef};
+use crate::value::{Placed, PyStr, ValueRef};
 
 impl de::Error for DecodeError {
-    #[cfg(feature = "alloc")]
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DecodeError::new(DecodeErrorKind::Custom(alloc::format!("{msg}")), 0, None)
-    }
-    #[cfg(not(feature = "alloc"))]
-    fn custom<T: fmt::Display>(_msg: T) -> Self {
-        DecodeError::new(
-            DecodeErrorKind::Custom("deserialize error (text needs the alloc feature)"),
-            0,
-            None,
-        )
+        DecodeError::unplaced(DecodeErrorKind::Custom(Message::from_display(
+            msg,
+            "deserialize error (text needs the alloc feature)",
+        )))
     }
 }
 
-fn mismatch(expected: &'static str, found: &ValueRef<'_, '_>) -> DecodeError {
-    DecodeError::new(
-        DecodeErrorKind::Mismatch {
-            expected,
-            found: found.type_name(),
-        },
-        0,
-        None,
-    )
+impl DecodeError {
+    /// The error placed at `at`, unless it already has a place (the innermost value that
+    /// saw it first knows best).
+    pub(crate) fn placed(mut self, at: Option<usize>) -> Self {
+        if self.offset.is_none() {
+            self.offset = at;
+        }
+        self
+    }
+}
+
+pub(crate) fn mismatch(expected: &'static str, found: &'static str) -> DecodeError {
+    DecodeError::unplaced(DecodeErrorKind::Mismatch { expected, found })
 }
 
 /// A serde `Deserializer` over a decoded [`ValueRef`].
 pub struct Deserializer<'a, 's> {
     value: ValueRef<'a, 's>,
+    /// Offset of the value's opcode, when known.
+    at: Option<usize>,
     config: StrConfig,
 }
 
 impl<'a, 's> Deserializer<'a, 's> {
     /// Deserializes from `value`, loading strings under `config` (execnet 2.x rules).
     pub fn new(value: ValueRef<'a, 's>, config: StrConfig) -> Self {
-        Deserializer { value, config }
+        Deserializer {
+            value,
+            at: None,
+            config,
+        }
+    }
+
+    pub(crate) fn placed(value: ValueRef<'a, 's>, at: usize, config: StrConfig) -> Self {
+        Deserializer {
+            value,
+            at: Some(at),
+            config,
+        }
+    }
+
+    /// The string config strings load under.
+    pub fn config(&self) -> StrConfig {
+        self.config
     }
 }
 
-/// Deserializes a `T` from a decoded value, borrowing strings from the input.
-pub fn from_value<'a, T: de::Deserialize<'a>>(
-    value: ValueRef<'a, '_>,
-    config: StrConfig,
-) -> Result<T, DecodeError> {
-    T::deserialize(Deserializer::new(value, config))
-}
-
 /// Decodes a channel payload and deserializes a `T` from it (string config of
-/// `loads()`), with temporary node storage on the heap.
+/// `loads()`), reading the opcodes directly and, where that cannot decide, from the
+/// decoded tape in temporary node storage on the heap.
 #[cfg(feature = "alloc")]
 pub fn from_internal<'a, T: de::Deserialize<'a>>(
     input: &'a [u8],
     limits: &crate::Limits,
     config: StrConfig,
 ) -> Result<T, DecodeError> {
+    if let Ok(v) = super::stream::from_stream(input, 0, limits, config) {
+        return Ok(v);
+    }
     let mut nodes = alloc::vec::Vec::new();
-    let v = crate::decode::decode_internal(input, &mut nodes, limits)?;
-    from_value(v, config)
+    let (v, at) = crate::decode::decode_placed(input, 0, &mut nodes, limits)?;
+    T::deserialize(Deserializer::placed(v, at, config))
 }
 
-/// Decodes `dumps` output and deserializes a `T` from it.
+/// Decodes `dumps` output and deserializes a `T` from it, as [`from_internal`] does.
 #[cfg(feature = "alloc")]
 pub fn from_dumps<'a, T: de::Deserialize<'a>>(
     input: &'a [u8],
     limits: &crate::Limits,
     config: StrConfig,
 ) -> Result<T, DecodeError> {
+    if crate::decode::Version::from_byte(input.first().copied().unwrap_or(0)).is_some() {
+        if let Ok(v) = super::stream::from_stream(input, 1, limits, config) {
+            return Ok(v);
+        }
+    }
     let mut nodes = alloc::vec::Vec::new();
-    let (_, v) = crate::decode::decode_dumps(input, &mut nodes, limits)?;
-    from_value(v, config)
+    let (v, at) = crate::decode::decode_placed(input, 1, &mut nodes, limits)?;
+    T::deserialize(Deserializer::placed(v, at, config))
 }
 
-fn visit_str<'a, V: Visitor<'a>>(
+/// Visits a string as the reader under `config` loads it: text (borrowed when it can
+/// be) or bytes.
+pub(crate) fn visit_str<'a, V: Visitor<'a>>(
     s: PyStr<'a>,
     config: StrConfig,
     visitor: V,
@@ -105,28 +130,55 @@ fn latin1<'a, V: Visitor<'a>>(s: PyStr<'a>, visitor: V) -> Result<V::Value, Deco
     visitor.visit_borrowed_bytes(s.as_bytes())
 }
 
+/// Visits big-integer text: as `i64`, `u64`, `i128` or `u128`, whichever holds it, else
+/// as the text itself.
+pub(crate) fn visit_big<'a, V: Visitor<'a>>(
+    text: &'a str,
+    visitor: V,
+) -> Result<V::Value, DecodeError> {
+    if let Some(v) = crate::value::parse_i128(text) {
+        return visit_wide(v, visitor);
+    }
+    match text.strip_prefix('+').unwrap_or(text).parse::<u128>() {
+        Ok(u) => visitor.visit_u128(u),
+        Err(_) => visitor.visit_borrowed_str(text),
+    }
+}
+
+/// Visits big-integer text given as validated ASCII bytes, making a `str` of them only
+/// when no integer type holds the value.
+#[cfg(feature = "alloc")]
+pub(crate) fn visit_big_bytes<'a, V: Visitor<'a>>(
+    text: &'a [u8],
+    visitor: V,
+) -> Result<V::Value, DecodeError> {
+    match crate::value::parse_i128_bytes(text) {
+        Some(v) => visit_wide(v, visitor),
+        None => visit_big(core::str::from_utf8(text).unwrap_or("0"), visitor),
+    }
+}
+
+/// Visits an `i128` as the narrowest of `i64`, `u64`, `i128` that holds it.
+fn visit_wide<'a, V: Visitor<'a>>(v: i128, visitor: V) -> Result<V::Value, DecodeError> {
+    if let Ok(i) = i64::try_from(v) {
+        return visitor.visit_i64(i);
+    }
+    match u64::try_from(v) {
+        Ok(u) => visitor.visit_u64(u),
+        Err(_) => visitor.visit_i128(v),
+    }
+}
+
 impl<'a> de::Deserializer<'a> for Deserializer<'a, '_> {
     type Error = DecodeError;
 
     fn deserialize_any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, DecodeError> {
-        match self.value {
+        let at = self.at;
+        let r = match self.value {
             ValueRef::None => visitor.visit_unit(),
             ValueRef::Bool(b) => visitor.visit_bool(b),
             ValueRef::Int(i, _) => visitor.visit_i64(i),
-            ValueRef::BigInt(text, _) => {
-                if let Some(v) = self.value.as_i64() {
-                    visitor.visit_i64(v)
-                } else if let Some(v) = self.value.as_i128() {
-                    match u64::try_from(v) {
-                        Ok(u) => visitor.visit_u64(u),
-                        Err(_) => visitor.visit_i128(v),
-                    }
-                } else if let Ok(u) = text.strip_prefix('+').unwrap_or(text).parse::<u128>() {
-                    visitor.visit_u128(u)
-                } else {
-                    visitor.visit_borrowed_str(text)
-                }
-            }
+            ValueRef::BigInt(text, _) => visit_big(text, visitor),
             ValueRef::Float(f) => visitor.visit_f64(f),
             ValueRef::Complex(re, im) => {
                 visitor.visit_seq(de::value::SeqDeserializer::new([re, im].into_iter()))
@@ -137,37 +189,59 @@ impl<'a> de::Deserializer<'a> for Deserializer<'a, '_> {
             ValueRef::List(seq)
             | ValueRef::Tuple(seq)
             | ValueRef::Set(seq)
-            | ValueRef::FrozenSet(seq) => visitor.visit_seq(Seq {
-                iter: seq.iter(),
-                config: self.config,
-            }),
-            ValueRef::Dict(map) => visitor.visit_map(Map {
-                iter: map.iter(),
-                value: None,
-                config: self.config,
-            }),
-        }
+            | ValueRef::FrozenSet(seq) => {
+                let mut access = Seq {
+                    iter: seq.with_offsets(),
+                    config: self.config,
+                };
+                visitor
+                    .visit_seq(&mut access)
+                    .and_then(|v| access.end().map(|()| v))
+            }
+            ValueRef::Dict(map) => {
+                let mut access = Map {
+                    iter: map.with_offsets(),
+                    config: self.config,
+                };
+                visitor
+                    .visit_map(&mut access)
+                    .and_then(|v| access.end().map(|()| v))
+            }
+        };
+        r.map_err(|e: DecodeError| e.placed(at))
     }
 
     fn deserialize_option<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         match self.value {
-            ValueRef::None => visitor.visit_none(),
+            ValueRef::None => visitor
+                .visit_none()
+                .map_err(|e: DecodeError| e.placed(self.at)),
             _ => visitor.visit_some(self),
         }
     }
 
     fn deserialize_newtype_struct<V: Visitor<'a>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
+        #[cfg(feature = "alloc")]
+        if name == super::names::VALUE {
+            return super::value::visit_exact(&self.value, self.config, visitor)
+                .map_err(|e: DecodeError| e.placed(self.at));
+        }
+        let _ = name;
         visitor.visit_newtype_struct(self)
     }
 
     fn deserialize_bytes<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         match self.value {
-            ValueRef::Bytes(b) => visitor.visit_borrowed_bytes(b),
-            ValueRef::Str(s) => visitor.visit_borrowed_bytes(s.as_bytes()),
+            ValueRef::Bytes(b) => visitor
+                .visit_borrowed_bytes(b)
+                .map_err(|e: DecodeError| e.placed(self.at)),
+            ValueRef::Str(s) => visitor
+                .visit_borrowed_bytes(s.as_bytes())
+                .map_err(|e: DecodeError| e.placed(self.at)),
             _ => self.deserialize_any(visitor),
         }
     }
@@ -182,24 +256,30 @@ impl<'a> de::Deserializer<'a> for Deserializer<'a, '_> {
         _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
-        match self.value {
+        let at = self.at;
+        let r = match self.value {
             ValueRef::Str(_) => visitor.visit_enum(Enum {
-                tag: self.value,
+                tag: (self.value, at),
                 content: None,
                 config: self.config,
             }),
             ValueRef::Dict(map) if map.len() == 1 => {
-                let Some((tag, content)) = map.iter().next() else {
-                    return Err(mismatch("a one-entry dict", &self.value));
-                };
-                visitor.visit_enum(Enum {
-                    tag,
-                    content: Some(content),
-                    config: self.config,
-                })
+                let mut it = map.with_offsets();
+                match (it.next(), it.next()) {
+                    (Some((tag, t)), Some((content, c))) => visitor.visit_enum(Enum {
+                        tag: (tag, Some(t)),
+                        content: Some((content, Some(c))),
+                        config: self.config,
+                    }),
+                    _ => Err(mismatch("a one-entry dict", "an empty dict")),
+                }
             }
-            _ => Err(mismatch("an enum (a str or a one-entry dict)", &self.value)),
-        }
+            _ => Err(mismatch(
+                "an enum (a str or a one-entry dict)",
+                self.value.type_name(),
+            )),
+        };
+        r.map_err(|e: DecodeError| e.placed(at))
     }
 
     fn deserialize_ignored_any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, DecodeError> {
@@ -213,9 +293,28 @@ impl<'a> de::Deserializer<'a> for Deserializer<'a, '_> {
     }
 }
 
+/// Refuses the items a visitor left: serde's fixed-size types (tuples, arrays, structs
+/// from sequences) stop asking, and extra items would otherwise be lost unnoticed.
+#[cold]
+pub(crate) fn leftover(left: usize) -> DecodeError {
+    DecodeError::unplaced(DecodeErrorKind::Mismatch {
+        expected: "no more items",
+        found: if left == 1 { "one more" } else { "more" },
+    })
+}
+
 struct Seq<'a, 's> {
-    iter: SeqIter<'a, 's>,
+    iter: Placed<'a, 's>,
     config: StrConfig,
+}
+
+impl Seq<'_, '_> {
+    fn end(&self) -> Result<(), DecodeError> {
+        match self.iter.len() {
+            0 => Ok(()),
+            n => Err(leftover(n)),
+        }
+    }
 }
 
 impl<'a> de::SeqAccess<'a> for Seq<'a, '_> {
@@ -225,11 +324,8 @@ impl<'a> de::SeqAccess<'a> for Seq<'a, '_> {
         seed: T,
     ) -> Result<Option<T::Value>, DecodeError> {
         match self.iter.next() {
-            Some(value) => seed
-                .deserialize(Deserializer {
-                    value,
-                    config: self.config,
-                })
+            Some((value, at)) => seed
+                .deserialize(Deserializer::placed(value, at, self.config))
                 .map(Some),
             None => Ok(None),
         }
@@ -240,9 +336,18 @@ impl<'a> de::SeqAccess<'a> for Seq<'a, '_> {
 }
 
 struct Map<'a, 's> {
-    iter: MapIter<'a, 's>,
-    value: Option<ValueRef<'a, 's>>,
+    /// Keys and values alternating.
+    iter: Placed<'a, 's>,
     config: StrConfig,
+}
+
+impl Map<'_, '_> {
+    fn end(&self) -> Result<(), DecodeError> {
+        match self.iter.len() / 2 {
+            0 => Ok(()),
+            n => Err(leftover(n)),
+        }
+    }
 }
 
 impl<'a> de::MapAccess<'a> for Map<'a, '_> {
@@ -252,14 +357,9 @@ impl<'a> de::MapAccess<'a> for Map<'a, '_> {
         seed: K,
     ) -> Result<Option<K::Value>, DecodeError> {
         match self.iter.next() {
-            Some((k, v)) => {
-                self.value = Some(v);
-                seed.deserialize(Deserializer {
-                    value: k,
-                    config: self.config,
-                })
-                .map(Some)
-            }
+            Some((k, at)) => seed
+                .deserialize(Deserializer::placed(k, at, self.config))
+                .map(Some),
             None => Ok(None),
         }
     }
@@ -267,27 +367,20 @@ impl<'a> de::MapAccess<'a> for Map<'a, '_> {
         &mut self,
         seed: V,
     ) -> Result<V::Value, DecodeError> {
-        let value = self.value.take().ok_or(DecodeError::new(
-            DecodeErrorKind::Mismatch {
-                expected: "a map value",
-                found: "nothing",
-            },
-            0,
-            None,
-        ))?;
-        seed.deserialize(Deserializer {
-            value,
-            config: self.config,
-        })
+        let (value, at) = self
+            .iter
+            .next()
+            .ok_or_else(|| mismatch("a map value", "nothing"))?;
+        seed.deserialize(Deserializer::placed(value, at, self.config))
     }
     fn size_hint(&self) -> Option<usize> {
-        Some(self.iter.len())
+        Some(self.iter.len() / 2)
     }
 }
 
 struct Enum<'a, 's> {
-    tag: ValueRef<'a, 's>,
-    content: Option<ValueRef<'a, 's>>,
+    tag: (ValueRef<'a, 's>, Option<usize>),
+    content: Option<(ValueRef<'a, 's>, Option<usize>)>,
     config: StrConfig,
 }
 
@@ -298,8 +391,10 @@ impl<'a, 's> de::EnumAccess<'a> for Enum<'a, 's> {
         self,
         seed: V,
     ) -> Result<(V::Value, Variant<'a, 's>), DecodeError> {
+        let (tag, at) = self.tag;
         let tag = seed.deserialize(Deserializer {
-            value: self.tag,
+            value: tag,
+            at,
             config: self.config,
         })?;
         Ok((
@@ -313,25 +408,19 @@ impl<'a, 's> de::EnumAccess<'a> for Enum<'a, 's> {
 }
 
 struct Variant<'a, 's> {
-    content: Option<ValueRef<'a, 's>>,
+    content: Option<(ValueRef<'a, 's>, Option<usize>)>,
     config: StrConfig,
 }
 
 impl<'a, 's> Variant<'a, 's> {
     fn content(self, expected: &'static str) -> Result<Deserializer<'a, 's>, DecodeError> {
         match self.content {
-            Some(value) => Ok(Deserializer {
+            Some((value, at)) => Ok(Deserializer {
                 value,
+                at,
                 config: self.config,
             }),
-            None => Err(DecodeError::new(
-                DecodeErrorKind::Mismatch {
-                    expected,
-                    found: "a unit variant name",
-                },
-                0,
-                None,
-            )),
+            None => Err(mismatch(expected, "a unit variant name")),
         }
     }
 }
@@ -340,8 +429,8 @@ impl<'a> de::VariantAccess<'a> for Variant<'a, '_> {
     type Error = DecodeError;
     fn unit_variant(self) -> Result<(), DecodeError> {
         match self.content {
-            None | Some(ValueRef::None) => Ok(()),
-            Some(other) => Err(mismatch("a unit variant", &other)),
+            None | Some((ValueRef::None, _)) => Ok(()),
+            Some((other, at)) => Err(mismatch("a unit variant", other.type_name()).placed(at)),
         }
     }
     fn newtype_variant_seed<T: DeserializeSeed<'a>>(
@@ -370,12 +459,5 @@ impl<'a, 's> IntoDeserializer<'a, DecodeError> for Deserializer<'a, 's> {
     type Deserializer = Self;
     fn into_deserializer(self) -> Self {
         self
-    }
-}
-
-impl Deserializer<'_, '_> {
-    /// The string config strings load under.
-    pub fn config(&self) -> StrConfig {
-        self.config
     }
 }

@@ -14,30 +14,79 @@ pub struct Serde<'t, T: ?Sized>(pub &'t T);
 
 impl<T: Serialize + ?Sized> Encode for Serde<'_, T> {
     fn encode<S: Sink>(&self, e: &mut Encoder<S>) -> Result<(), EncodeError> {
-        self.0.serialize(Serializer { e })
+        self.0.serialize(Serializer::new(e))
+    }
+}
+
+/// What a reserved newtype name (see `value.rs`) asks the inner value to be written as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Special {
+    None,
+    Set,
+    FrozenSet,
+    Unicode,
+    Py2Str,
+    Long,
+    BigInt,
+    Complex,
+    /// One of the two doubles of a complex: eight raw bytes.
+    ComplexPart,
+    Channel,
+}
+
+impl Special {
+    fn of(name: &str) -> Special {
+        use super::names;
+        match name {
+            names::SET => Special::Set,
+            names::FROZENSET => Special::FrozenSet,
+            names::UNICODE => Special::Unicode,
+            names::PY2STR => Special::Py2Str,
+            names::LONG => Special::Long,
+            names::BIGINT => Special::BigInt,
+            names::COMPLEX => Special::Complex,
+            names::CHANNEL => Special::Channel,
+            _ => Special::None,
+        }
     }
 }
 
 impl ser::Error for EncodeError {
-    #[cfg(feature = "alloc")]
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        EncodeError::Custom(alloc::format!("{msg}"))
-    }
-    #[cfg(not(feature = "alloc"))]
-    fn custom<T: fmt::Display>(_msg: T) -> Self {
-        EncodeError::Custom("serialize error (text needs the alloc feature)")
+        EncodeError::Custom(crate::error::Message::from_display(
+            msg,
+            "serialize error (text needs the alloc feature)",
+        ))
     }
 }
 
 /// The serde `Serializer`: writes one value's opcodes into an [`Encoder`].
 pub struct Serializer<'e, S> {
     e: &'e mut Encoder<S>,
+    special: Special,
 }
 
 impl<'e, S: Sink> Serializer<'e, S> {
     /// A serializer writing through `e`.
     pub fn new(e: &'e mut Encoder<S>) -> Self {
-        Serializer { e }
+        Serializer {
+            e,
+            special: Special::None,
+        }
+    }
+
+    fn int(self, v: i128) -> Result<(), EncodeError> {
+        match self.special {
+            Special::Long => self.e.int_kind(v, crate::value::IntKind::Long),
+            Special::Channel => self.e.channel(
+                i32::try_from(v)
+                    .map_err(|_| EncodeError::Unsupported("a channel id beyond i32"))?,
+            ),
+            Special::ComplexPart => Err(EncodeError::Unsupported(
+                "a complex part that is not a float",
+            )),
+            _ => self.e.int(v),
+        }
     }
 }
 
@@ -56,35 +105,35 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         self.e.bool(v)
     }
     fn serialize_i8(self, v: i8) -> Result<(), EncodeError> {
-        self.e.int(v.into())
+        self.int(v.into())
     }
     fn serialize_i16(self, v: i16) -> Result<(), EncodeError> {
-        self.e.int(v.into())
+        self.int(v.into())
     }
     fn serialize_i32(self, v: i32) -> Result<(), EncodeError> {
-        self.e.int(v.into())
+        self.int(v.into())
     }
     fn serialize_i64(self, v: i64) -> Result<(), EncodeError> {
-        self.e.int(v.into())
+        self.int(v.into())
     }
     fn serialize_i128(self, v: i128) -> Result<(), EncodeError> {
-        self.e.int(v)
+        self.int(v)
     }
     fn serialize_u8(self, v: u8) -> Result<(), EncodeError> {
-        self.e.int(v.into())
+        self.int(v.into())
     }
     fn serialize_u16(self, v: u16) -> Result<(), EncodeError> {
-        self.e.int(v.into())
+        self.int(v.into())
     }
     fn serialize_u32(self, v: u32) -> Result<(), EncodeError> {
-        self.e.int(v.into())
+        self.int(v.into())
     }
     fn serialize_u64(self, v: u64) -> Result<(), EncodeError> {
-        self.e.int(v.into())
+        self.int(v.into())
     }
     fn serialize_u128(self, v: u128) -> Result<(), EncodeError> {
         match i128::try_from(v) {
-            Ok(v) => self.e.int(v),
+            Ok(v) => self.int(v),
             Err(_) => {
                 let mut buf = [0u8; 48];
                 let mut at = buf.len();
@@ -101,7 +150,14 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
                 }
                 let text = core::str::from_utf8(buf.get(at..).unwrap_or(&[]))
                     .map_err(|_| EncodeError::InvalidIntText)?;
-                self.e.big_int(text, crate::value::IntKind::Int)
+                self.e.big_int(
+                    text,
+                    if self.special == Special::Long {
+                        crate::value::IntKind::Long
+                    } else {
+                        crate::value::IntKind::Int
+                    },
+                )
             }
         }
     }
@@ -109,6 +165,9 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         self.e.float(v.into())
     }
     fn serialize_f64(self, v: f64) -> Result<(), EncodeError> {
+        if self.special == Special::ComplexPart {
+            return self.e.raw(&v.to_bits().to_be_bytes());
+        }
         self.e.float(v)
     }
     fn serialize_char(self, v: char) -> Result<(), EncodeError> {
@@ -116,10 +175,18 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         self.e.str(v.encode_utf8(&mut buf))
     }
     fn serialize_str(self, v: &str) -> Result<(), EncodeError> {
-        self.e.str(v)
+        match self.special {
+            Special::Unicode => self.e.unicode(v),
+            Special::BigInt => self.e.big_int(v, crate::value::IntKind::Int),
+            Special::Long => self.e.big_int(v, crate::value::IntKind::Long),
+            _ => self.e.str(v),
+        }
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<(), EncodeError> {
-        self.e.bytes(v)
+        match self.special {
+            Special::Py2Str => self.e.py2str(v),
+            _ => self.e.bytes(v),
+        }
     }
     fn serialize_none(self) -> Result<(), EncodeError> {
         self.e.none()
@@ -143,10 +210,13 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _name: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<(), EncodeError> {
-        value.serialize(self)
+        value.serialize(Serializer {
+            e: self.e,
+            special: Special::of(name),
+        })
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
@@ -155,12 +225,30 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), EncodeError> {
+        self.e.enter()?;
         self.e.new_dict()?;
         self.e.str(variant)?;
-        value.serialize(Serializer { e: &mut *self.e })?;
-        self.e.setitem()
+        value.serialize(Serializer::new(&mut *self.e))?;
+        self.e.setitem()?;
+        self.e.leave();
+        Ok(())
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<List<'e, S>, EncodeError> {
+        let close = match self.special {
+            Special::Set => Some(crate::opcode::SET),
+            Special::FrozenSet => Some(crate::opcode::FROZENSET),
+            _ => None,
+        };
+        self.e.enter()?;
+        if let Some(close) = close {
+            // A set: members first, the opcode and their count after.
+            return Ok(List {
+                e: self.e,
+                index: 0,
+                len: usize::MAX,
+                close: Some(close),
+            });
+        }
         let len = len.ok_or(EncodeError::Unsupported(
             "a sequence of unknown length (execnet lists announce their length first)",
         ))?;
@@ -169,13 +257,30 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
             e: self.e,
             index: 0,
             len,
+            close: None,
         })
     }
     fn serialize_tuple(self, len: usize) -> Result<Tuple<'e, S>, EncodeError> {
+        if self.special == Special::Complex {
+            if len != 2 {
+                return Err(EncodeError::Unsupported(
+                    "a complex that is not (real, imag)",
+                ));
+            }
+            self.e.complex_header()?;
+            return Ok(Tuple {
+                e: self.e,
+                len,
+                variant: false,
+                complex: Some(0),
+            });
+        }
+        self.e.enter()?;
         Ok(Tuple {
             e: self.e,
             len,
             variant: false,
+            complex: None,
         })
     }
     fn serialize_tuple_struct(
@@ -192,15 +297,19 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         variant: &'static str,
         len: usize,
     ) -> Result<Tuple<'e, S>, EncodeError> {
+        self.e.enter()?;
         self.e.new_dict()?;
         self.e.str(variant)?;
+        self.e.enter()?;
         Ok(Tuple {
             e: self.e,
             len,
             variant: true,
+            complex: None,
         })
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Dict<'e, S>, EncodeError> {
+        self.e.enter()?;
         self.e.new_dict()?;
         Ok(Dict {
             e: self.e,
@@ -212,6 +321,7 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         _name: &'static str,
         _len: usize,
     ) -> Result<Dict<'e, S>, EncodeError> {
+        self.e.enter()?;
         self.e.new_dict()?;
         Ok(Dict {
             e: self.e,
@@ -225,8 +335,10 @@ impl<'e, S: Sink> ser::Serializer for Serializer<'e, S> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Dict<'e, S>, EncodeError> {
+        self.e.enter()?;
         self.e.new_dict()?;
         self.e.str(variant)?;
+        self.e.enter()?;
         self.e.new_dict()?;
         Ok(Dict {
             e: self.e,
@@ -243,22 +355,37 @@ pub struct List<'e, S> {
     e: &'e mut Encoder<S>,
     index: usize,
     len: usize,
+    /// For a set: its opcode, written after the members.
+    close: Option<u8>,
 }
 
 impl<S: Sink> ser::SerializeSeq for List<'_, S> {
     type Ok = ();
     type Error = EncodeError;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
+        if self.close.is_some() {
+            self.index += 1;
+            return value.serialize(Serializer::new(&mut *self.e));
+        }
         if self.index >= self.len {
             return Err(EncodeError::Misuse("more sequence items than announced"));
         }
         self.e.list_index(self.index)?;
-        value.serialize(Serializer { e: &mut *self.e })?;
+        value.serialize(Serializer::new(&mut *self.e))?;
         self.index += 1;
         self.e.setitem()
     }
     fn end(self) -> Result<(), EncodeError> {
+        if let Some(close) = self.close {
+            self.e.leave();
+            return if close == crate::opcode::SET {
+                self.e.build_set(self.index)
+            } else {
+                self.e.build_frozenset(self.index)
+            };
+        }
         if self.index == self.len {
+            self.e.leave();
             Ok(())
         } else {
             Err(EncodeError::Misuse("fewer sequence items than announced"))
@@ -271,16 +398,36 @@ pub struct Tuple<'e, S> {
     e: &'e mut Encoder<S>,
     len: usize,
     variant: bool,
+    /// For a complex: how many of its two parts were written.
+    complex: Option<usize>,
 }
 
 impl<S: Sink> Tuple<'_, S> {
     fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
-        value.serialize(Serializer { e: &mut *self.e })
+        if let Some(parts) = &mut self.complex {
+            *parts += 1;
+            return value.serialize(Serializer {
+                e: &mut *self.e,
+                special: Special::ComplexPart,
+            });
+        }
+        value.serialize(Serializer::new(&mut *self.e))
     }
     fn finish(self) -> Result<(), EncodeError> {
+        if let Some(parts) = self.complex {
+            return if parts == 2 {
+                Ok(())
+            } else {
+                Err(EncodeError::Unsupported(
+                    "a complex that is not (real, imag)",
+                ))
+            };
+        }
+        self.e.leave();
         self.e.build_tuple(self.len)?;
         if self.variant {
             self.e.setitem()?;
+            self.e.leave();
         }
         Ok(())
     }
@@ -329,13 +476,14 @@ impl<S: Sink> ser::SerializeMap for Dict<'_, S> {
     type Ok = ();
     type Error = EncodeError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), EncodeError> {
-        key.serialize(Serializer { e: &mut *self.e })
+        key.serialize(Serializer::new(&mut *self.e))
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), EncodeError> {
-        value.serialize(Serializer { e: &mut *self.e })?;
+        value.serialize(Serializer::new(&mut *self.e))?;
         self.e.setitem()
     }
     fn end(self) -> Result<(), EncodeError> {
+        self.e.leave();
         Ok(())
     }
 }
@@ -347,7 +495,7 @@ impl<S: Sink> Dict<'_, S> {
         value: &T,
     ) -> Result<(), EncodeError> {
         self.e.str(key)?;
-        value.serialize(Serializer { e: &mut *self.e })?;
+        value.serialize(Serializer::new(&mut *self.e))?;
         self.e.setitem()
     }
 }
@@ -363,6 +511,7 @@ impl<S: Sink> ser::SerializeStruct for Dict<'_, S> {
         self.field(key, value)
     }
     fn end(self) -> Result<(), EncodeError> {
+        self.e.leave();
         Ok(())
     }
 }
@@ -378,8 +527,10 @@ impl<S: Sink> ser::SerializeStructVariant for Dict<'_, S> {
         self.field(key, value)
     }
     fn end(self) -> Result<(), EncodeError> {
+        self.e.leave();
         if self.variant {
             self.e.setitem()?;
+            self.e.leave();
         }
         Ok(())
     }

@@ -3,8 +3,7 @@
 //! ([`parse`]), so that `execnet decode` then `execnet encode` gives back the same bytes.
 
 mod parse;
-mod printable;
 mod repr;
 
 pub use parse::{parse, ParseError, ParseMode};
-pub use repr::{repr, ReprMode};
+pub use repr::{repr, write_repr, ReprMode};
