@@ -86,7 +86,9 @@ impl Writer {
         let mut enc = Encoder::new(&mut s);
         match value.encode(&mut enc).and_then(|()| enc.stop()) {
             Ok(()) => buffered.flush(),
-            Err(EncodeError::Io) => Err(s.err.take().unwrap_or_else(|| io::ErrorKind::Other.into())),
+            Err(EncodeError::Io) => {
+                Err(s.err.take().unwrap_or_else(|| io::ErrorKind::Other.into()))
+            }
             // The length was measured with the same encoder: it cannot fail now, but if it
             // did the stream would be cut mid-frame.
             Err(e) => Err(io::Error::other(e.to_string())),
