@@ -15,7 +15,7 @@ use crate::text::Text;
 pub const INPUT: usize = 1792;
 /// The output queue, for what the engine writes itself (closes, the STATUS answer,
 /// refusals); replies go to the UART directly.
-pub const OUTPUT: usize = 128;
+pub const OUTPUT: usize = 192;
 /// Channels open at once.
 pub const CHANNELS: usize = 4;
 /// Nodes of decode storage: the most values one payload may hold.

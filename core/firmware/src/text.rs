@@ -3,8 +3,10 @@
 //! Built by appending pieces, not with `write!`: nothing else in the firmware formats,
 //! and `core::fmt` would cost several kilobytes of flash for these few texts.
 
-/// Longest error text; longer ones are cut (at a character boundary).
-const CAPACITY: usize = 160;
+/// Longest error text; longer ones are cut (at a character boundary). The text and its
+/// frame (a 9-byte header, a 5-byte string opcode) fill the output queue at most: a close
+/// with an error is queued whole or not at all.
+const CAPACITY: usize = crate::serve::OUTPUT - 9 - 5;
 
 /// A short text, cut at [`CAPACITY`] bytes.
 pub struct Text {
