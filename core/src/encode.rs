@@ -342,32 +342,32 @@ impl Encode for ValueRef<'_, '_> {
             ValueRef::Bytes(b) => e.bytes(b),
             ValueRef::Str(s) => e.py_str(s),
             ValueRef::Channel(c) => e.channel(c),
-            ValueRef::List(items) => {
-                e.new_list(items.len())?;
+            // One loop for the four sequences: each arm's item would otherwise take its own
+            // stack slot in every frame of this recursion (a device's stack bounds how deep
+            // a value can nest).
+            ValueRef::List(items)
+            | ValueRef::Tuple(items)
+            | ValueRef::Set(items)
+            | ValueRef::FrozenSet(items) => {
+                let list = matches!(self, ValueRef::List(_));
+                if list {
+                    e.new_list(items.len())?;
+                }
                 for (i, item) in items.iter().enumerate() {
-                    e.list_index(i)?;
+                    if list {
+                        e.list_index(i)?;
+                    }
                     item.encode(e)?;
-                    e.setitem()?;
+                    if list {
+                        e.setitem()?;
+                    }
                 }
-                Ok(())
-            }
-            ValueRef::Tuple(items) => {
-                for item in items.iter() {
-                    item.encode(e)?;
+                match self {
+                    ValueRef::List(_) => Ok(()),
+                    ValueRef::Tuple(_) => e.build_tuple(items.len()),
+                    ValueRef::Set(_) => e.build_set(items.len()),
+                    _ => e.build_frozenset(items.len()),
                 }
-                e.build_tuple(items.len())
-            }
-            ValueRef::Set(items) => {
-                for item in items.iter() {
-                    item.encode(e)?;
-                }
-                e.build_set(items.len())
-            }
-            ValueRef::FrozenSet(items) => {
-                for item in items.iter() {
-                    item.encode(e)?;
-                }
-                e.build_frozenset(items.len())
             }
             ValueRef::Dict(map) => {
                 e.new_dict()?;

@@ -341,6 +341,19 @@ fn remote_error(result: Result<Value, Error>) -> String {
 
 const NONE: BTreeMap<&str, i32> = BTreeMap::new();
 
+/// The median time of `n` runs of `f`, in milliseconds.
+fn median_ms(n: usize, mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..n)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[n / 2]
+}
+
 #[test]
 fn rust_master_drives_the_device() {
     let _turn = one_at_a_time();
@@ -458,6 +471,37 @@ fn rust_master_drives_the_device() {
     assert!(text.contains("larger than this side's buffer"), "{text}");
     let got = recv(&call(&gw, "add", &Ab { a: 1, b: 2 })).unwrap();
     assert_eq!(got, Value::from(3i64));
+
+    // Round trips through our master, as drive_firmware.py measures them through the
+    // reference (the same sensor-like dict).
+    #[derive(Serialize)]
+    struct Reading {
+        name: &'static str,
+        values: [i32; 3],
+        ok: bool,
+    }
+    let reading = Reading {
+        name: "sensor",
+        values: [1, 2, 3],
+        ok: true,
+    };
+    let ch = call(&gw, "mirror", &NONE);
+    let echo_int = median_ms(200, || {
+        ch.send(&7).unwrap();
+        recv(&ch).unwrap();
+    });
+    let echo_dict = median_ms(200, || {
+        ch.send(&reading).unwrap();
+        recv(&ch).unwrap();
+    });
+    ch.close().unwrap();
+    let add = median_ms(200, || {
+        recv(&call(&gw, "add", &Ab { a: 1, b: 2 })).unwrap();
+    });
+    eprintln!(
+        "our master, median of 200: echo_small_int {echo_int:.3} ms, \
+         echo_small_dict {echo_dict:.3} ms, remote_exec_add {add:.3} ms"
+    );
 
     gw.exit();
     assert_eq!(
