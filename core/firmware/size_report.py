@@ -95,9 +95,15 @@ def main():
     text_end = text_start + section.get(".text", 0)
     addresses = [a for a in function_halfwords(elf) if text_start <= a < text_end]
     by = collections.Counter()
+    core_files = collections.Counter()
     for files in chains(elf, addresses):
-        who = next((o for o in (owner(f, p) for f, p in files) if o), None)
+        frame = next(((o, p) for o, p in ((owner(f, p), p) for f, p in files) if o), None)
+        who = frame[0] if frame else None
         by[who or "Rust core library (UTF-8 check, slices)"] += 2
+        if who == "execnet-core":
+            ours = (re.search(r"core/src/(.*)$", p) for _, p in files if "/rustc/" not in p)
+            m = next((m for m in ours if m), None)
+            core_files[m.group(1) if m else "(Rust library code for its types)"] += 2
     covered = sum(by.values())
     text = section.get(".text", 0)
     if text > covered:
@@ -109,6 +115,9 @@ def main():
     print("  .text by crate:")
     for who, n in by.most_common():
         print("    %-50s %6d  %4.1f%%" % (who, n, 100.0 * n / flash))
+    print("  execnet-core by source file:")
+    for name, n in core_files.most_common():
+        print("    %-50s %6d" % (name, n))
     print("static RAM (.data + .bss + .uninit): %d bytes"
           % sum(section.get(s, 0) for s in (".data", ".bss", ".uninit")))
 

@@ -132,16 +132,9 @@ impl Scratch {
     /// Fails when an emulator of this test is still running a few seconds after its
     /// master ended (it is found by the log path on its command line).
     fn assert_no_emulator_left(&self) {
-        let needle = self.log().display().to_string();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let left: Vec<String> = std::fs::read_dir("/proc")
-                .unwrap()
-                .filter_map(|e| e.ok())
-                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-                .filter(|c| c.contains("qemu-system-arm") && c.contains(&needle))
-                .collect();
+            let left = self.emulators();
             if left.is_empty() {
                 return;
             }
@@ -151,6 +144,18 @@ impl Scratch {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The command lines of this test's emulators that are running.
+    fn emulators(&self) -> Vec<String> {
+        let needle = self.log().display().to_string();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains("qemu-system-arm") && c.contains(&needle))
+            .collect()
     }
 
     /// The device's log, decoded with `defmt-print`, when it is installed.
@@ -236,6 +241,41 @@ fn reference_master_drives_the_device() {
     ] {
         assert!(log.contains(line), "{line:?} not in the device log:\n{log}");
     }
+}
+
+/// A master killed without ending its gateway leaves no emulator running: the UART has
+/// no hang-up, so the launcher watches the master and ends QEMU when it is gone.
+#[test]
+fn a_killed_master_leaves_no_emulator() {
+    let _turn = one_at_a_time();
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    if firmware().is_none() {
+        return;
+    }
+    let scratch = Scratch::new("killed");
+    let mut master = interp::python_command(&py, true)
+        .arg("-c")
+        .arg(
+            "import sys, time, execnet\n\
+             gw = execnet.makegateway('popen//python=' + sys.argv[1])\n\
+             print('up', flush=True)\n\
+             time.sleep(120)\n",
+        )
+        .arg(scratch.launcher())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(master.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "up");
+    assert_eq!(scratch.emulators().len(), 1, "the emulator is not running");
+    master.kill().unwrap();
+    master.wait().unwrap();
+    scratch.assert_no_emulator_left();
 }
 
 fn int(text: &str) -> Value {
