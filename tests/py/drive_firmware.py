@@ -154,6 +154,13 @@ def main():
     status = gw.remote_status()
     assert status.numexecuting == 0 and status.numchannels == 0, status
 
+    # The device has four channels: a fifth call is refused alone.
+    four = [gw.remote_exec(mirror) for _ in range(4)]
+    expect_error("too many open channels", gw.remote_exec, add, a=1, b=2)
+    for ch in four:
+        ch.close()
+    assert gw.remote_exec(add, a=1, b=2).receive(timeout=30) == 3
+
     # Errors close the channel with Python's words; the gateway goes on.
     expect_error("NameError: name 'nosuch' is not defined", gw.remote_exec, nosuch)
     expect_error("NotImplementedError", gw.remote_exec, "x = 1")

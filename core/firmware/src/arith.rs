@@ -1,6 +1,7 @@
 //! `a + b` on Python's numbers as CPython 3.11 computes it: `bool` counts as `int`, ints
-//! have no size limit (beyond the decoder's digit limit), an int meets a float as the
-//! float nearest to it, and a real number meets a complex one as `complex(x, 0.0)`.
+//! are exact (up to [`MAX_DIGITS`] digits here), an int meets a float as the float nearest
+//! to it (ints of up to 18 digits here), and a real number meets a complex one as
+//! `complex(x, 0.0)`, so that `1.5 + complex(0, -0.0)` has an imaginary part of `+0.0`.
 //!
 //! Ints beyond 32 bits are added as decimal text, digit by digit: this CPU divides 32-bit
 //! numbers in one instruction, and 64- or 128-bit arithmetic would link kilobytes of

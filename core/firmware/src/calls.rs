@@ -5,12 +5,13 @@
 //! - `echo(**kwargs)`: sends its keyword arguments back as one dict, then returns.
 //! - `mirror()`: sends back every value it receives, until the master closes the
 //!   channel or sends its last message.
-//! - `add(a, b)`: sends `a + b` (numbers: int of any size, float, complex, bool).
-//! - `info()`: sends a dict describing the device (see [`Info`]).
+//! - `add(a, b)`: sends `a + b` (ints of up to 70 digits, float, complex, bool; see
+//!   [`arith`](crate::arith)).
+//! - `info()`: sends a dict describing the device (see [`info`]).
 //!
 //! Each value is decoded and encoded again, never copied: what comes back went through
-//! the codec both ways. A reply larger than the output queue is streamed to the UART.
-//! A failure closes the channel with a text in Python's words (`NameError: ...`,
+//! the codec both ways. Replies are encoded straight to the UART (see [`send`]). A
+//! failure closes the channel with a text in Python's words (`NameError: ...`,
 //! `TypeError: ...`), which the master raises as a `RemoteError`.
 
 use execnet_core::decode;
@@ -75,7 +76,8 @@ pub enum Failure<'a> {
     KeywordNotStr(&'a str),
     /// A keyword the function does not take.
     UnexpectedKeyword(&'a str, &'a str),
-    /// `add` without `a` or `b` (bit 0: `a`, bit 1: `b`).
+    /// A call without some of its arguments: bit 0 for `a`, bit 1 for `b` (`add` is the
+    /// one function that takes any).
     Missing(&'a str, u8),
     /// `add` on operands it does not add: their type names.
     Operands(&'static str, &'static str),
