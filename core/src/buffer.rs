@@ -43,6 +43,49 @@ pub trait OutputBuf {
     fn patch(&mut self, at: usize, bytes: &[u8]);
 }
 
+/// A buffer lent by mutable reference: a device can keep its buffers in statics (where the
+/// linker places them, and where they count as static data rather than stack) and hand
+/// the driver `&'static mut` ones.
+impl<B: InputBuf + ?Sized> InputBuf for &mut B {
+    fn data(&self) -> &[u8] {
+        (**self).data()
+    }
+    fn space(&mut self, want: usize) -> &mut [u8] {
+        (**self).space(want)
+    }
+    fn commit(&mut self, n: usize) {
+        (**self).commit(n);
+    }
+    fn consume(&mut self, n: usize) {
+        (**self).consume(n);
+    }
+    fn capacity(&self) -> usize {
+        (**self).capacity()
+    }
+}
+
+/// An output queue lent by mutable reference (see the [`InputBuf`] impl).
+impl<B: OutputBuf + ?Sized> OutputBuf for &mut B {
+    fn pending(&self) -> &[u8] {
+        (**self).pending()
+    }
+    fn consume(&mut self, n: usize) {
+        (**self).consume(n);
+    }
+    fn spare(&self) -> usize {
+        (**self).spare()
+    }
+    fn extend(&mut self, bytes: &[u8]) -> bool {
+        (**self).extend(bytes)
+    }
+    fn truncate(&mut self, len: usize) {
+        (**self).truncate(len);
+    }
+    fn patch(&mut self, at: usize, bytes: &[u8]) {
+        (**self).patch(at, bytes);
+    }
+}
+
 /// Bytes held in a run `start..end` of some storage: what both buffers share.
 #[derive(Clone, Debug, Default)]
 struct Window<S> {
@@ -259,6 +302,32 @@ mod tests {
         b.patch(1, b"E");
         b.truncate(4);
         assert_eq!(b.pending(), b"dEfg");
+    }
+
+    #[test]
+    fn lent_buffers_drive_a_connection() {
+        use crate::engine::{Connection, Event, FixedTable, Role};
+        let (mut input, mut output) = (FixedBuf::<64>::new(), FixedBuf::<128>::new());
+        let mut worker = Connection::new(
+            Role::Worker,
+            &mut input,
+            &mut output,
+            FixedTable::<(), 2>::new(),
+            1 << 16,
+        );
+        // STATUS on channel 1, in two pieces.
+        assert_eq!(worker.handle_bytes(&[0, 0, 0, 0]), 4);
+        assert_eq!(worker.poll_event(), Ok(None));
+        assert_eq!(worker.handle_bytes(&[1, 0, 0, 0, 0]), 5);
+        assert_eq!(
+            worker.poll_event(),
+            Ok(Some(Event::StatusRequest { channel: 1 }))
+        );
+        worker.status_reply(1, 0, "thread").unwrap();
+        let queued = worker.poll_transmit().unwrap().len();
+        drop(worker);
+        assert_eq!(OutputBuf::pending(&output).len(), queued);
+        assert_eq!(InputBuf::capacity(&&mut input), 64);
     }
 
     #[test]

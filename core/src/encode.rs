@@ -70,21 +70,33 @@ fn len32(n: usize) -> Result<[u8; 4], EncodeError> {
 }
 
 /// Formats an integer as decimal into `buf`, returning the text.
-fn decimal(mut v: i128, buf: &mut [u8; 48]) -> &[u8] {
-    let neg = v < 0;
+///
+/// Each digit is the remainder of a long division of the magnitude's bytes by 10, which
+/// needs only 32-bit arithmetic: on 32-bit devices 128-bit division is a kilobyte of
+/// helper code, while this is a few instructions.
+fn decimal(v: i128, buf: &mut [u8; 48]) -> &[u8] {
+    let mut limbs = v.unsigned_abs().to_be_bytes();
+    let mut first = limbs.iter().position(|&b| b != 0).unwrap_or(limbs.len());
     let mut at = buf.len();
     loop {
-        let digit = (v % 10).unsigned_abs() as u8;
+        let mut rem = 0u32;
+        for limb in limbs.iter_mut().skip(first) {
+            let cur = (rem << 8) | u32::from(*limb);
+            *limb = (cur / 10) as u8;
+            rem = cur % 10;
+        }
         at -= 1;
         if let Some(slot) = buf.get_mut(at) {
-            *slot = b'0' + digit;
+            *slot = b'0' + rem as u8;
         }
-        v /= 10;
-        if v == 0 {
+        while limbs.get(first) == Some(&0) {
+            first += 1;
+        }
+        if first == limbs.len() {
             break;
         }
     }
-    if neg {
+    if v < 0 {
         at -= 1;
         if let Some(slot) = buf.get_mut(at) {
             *slot = b'-';
@@ -462,40 +474,34 @@ impl Encode for ValueRef<'_, '_> {
             ValueRef::Bytes(b) => e.bytes(b),
             ValueRef::Str(s) => e.py_str(s),
             ValueRef::Channel(c) => e.channel(c),
-            ValueRef::List(items) => {
+            // One loop for the four sequences: each arm's item would otherwise take its own
+            // stack slot in every frame of this recursion (a device's stack bounds how deep
+            // a value can nest).
+            ValueRef::List(items)
+            | ValueRef::Tuple(items)
+            | ValueRef::Set(items)
+            | ValueRef::FrozenSet(items) => {
+                let list = matches!(self, ValueRef::List(_));
                 e.enter()?;
-                e.new_list(items.len())?;
+                if list {
+                    e.new_list(items.len())?;
+                }
                 for (i, item) in items.iter().enumerate() {
-                    e.list_index(i)?;
+                    if list {
+                        e.list_index(i)?;
+                    }
                     item.encode(e)?;
-                    e.setitem()?;
+                    if list {
+                        e.setitem()?;
+                    }
                 }
                 e.leave();
-                Ok(())
-            }
-            ValueRef::Tuple(items) => {
-                e.enter()?;
-                for item in items.iter() {
-                    item.encode(e)?;
+                match self {
+                    ValueRef::List(_) => Ok(()),
+                    ValueRef::Tuple(_) => e.build_tuple(items.len()),
+                    ValueRef::Set(_) => e.build_set(items.len()),
+                    _ => e.build_frozenset(items.len()),
                 }
-                e.leave();
-                e.build_tuple(items.len())
-            }
-            ValueRef::Set(items) => {
-                e.enter()?;
-                for item in items.iter() {
-                    item.encode(e)?;
-                }
-                e.leave();
-                e.build_set(items.len())
-            }
-            ValueRef::FrozenSet(items) => {
-                e.enter()?;
-                for item in items.iter() {
-                    item.encode(e)?;
-                }
-                e.leave();
-                e.build_frozenset(items.len())
             }
             ValueRef::Dict(map) => {
                 e.enter()?;
@@ -600,5 +606,17 @@ mod tests {
             decimal(i128::MAX, &mut b),
             b"170141183460469231731687303715884105727"
         );
+        let mut p: i128 = 1;
+        for _ in 0..38 {
+            for v in [p, p - 1, p + 1, -p, 1 - p, -p - 1, p * 7 / 3] {
+                assert_eq!(decimal(v, &mut b), alloc::format!("{v}").as_bytes());
+            }
+            p *= 10;
+        }
+        for shift in 0..127 {
+            let v = 1i128 << shift;
+            assert_eq!(decimal(v, &mut b), alloc::format!("{v}").as_bytes());
+            assert_eq!(decimal(-v, &mut b), alloc::format!("{}", -v).as_bytes());
+        }
     }
 }

@@ -9,7 +9,8 @@ use crate::sink::Sink;
 use crate::strconfig::StrConfig;
 
 use super::messages::{
-    channel_refs, parse_reconfigure, reconfigure_value, ErrorText, ExecPayload, StatusPayload,
+    channel_refs, parse_reconfigure, reconfigure_value, ErrorText, ExecPayload, RefusalText,
+    StatusPayload,
 };
 use super::table::{ChannelState, ChannelTable, Entry};
 use super::{ProtocolError, Refusal, Role, SendError};
@@ -380,16 +381,10 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
     }
 
     fn queue_refusal(&mut self, channel: i32, reason: Refusal) -> Result<(), SendError> {
-        struct Text(Refusal);
-        impl Encode for Text {
-            fn encode<S: Sink>(&self, e: &mut Encoder<S>) -> Result<(), EncodeError> {
-                e.str_display(&format_args!("RuntimeError: {}", self.0))
-            }
-        }
         self.queue_value(
             MsgCode::ChannelCloseError,
             channel,
-            &Text(reason),
+            &RefusalText(reason),
             usize::MAX,
         )
     }

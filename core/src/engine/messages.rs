@@ -11,7 +11,7 @@ use crate::sink::Sink;
 use crate::strconfig::StrConfig;
 use crate::value::{Map, Node, PyStr, ValueRef};
 
-use super::ProtocolError;
+use super::{ProtocolError, Refusal};
 
 /// The RECONFIGURE payload for `config`: the tuple `(py2str_as_py3str,
 /// py3str_as_py2str)` in the internal envelope (two bools, `BUILDTUPLE 2`, `STOP`).
@@ -109,6 +109,73 @@ impl Encode for ErrorText<'_> {
     }
 }
 
+/// The CHANNEL_CLOSE_ERROR payload of a refusal: `RuntimeError: ` and what
+/// [`Refusal`]'s `Display` says, written without `core::fmt`, which a device that formats
+/// nothing else would link (several kilobytes of flash) for this one text.
+pub(crate) struct RefusalText(pub Refusal);
+
+impl Encode for RefusalText {
+    fn encode<S: Sink>(&self, e: &mut Encoder<S>) -> Result<(), EncodeError> {
+        let mut text = TextBuf {
+            buf: [0; 112],
+            len: 0,
+        };
+        text.push("RuntimeError: ");
+        match self.0 {
+            Refusal::TooLarge { len, max } => {
+                text.push("a message of ");
+                text.number(len as usize);
+                text.push(" bytes is larger than this side's buffer of ");
+                text.number(max);
+                text.push(" bytes");
+            }
+            Refusal::TooManyChannels => text.push("too many open channels"),
+        }
+        e.str(text.as_str())
+    }
+}
+
+/// ASCII text in a fixed buffer, long enough for every [`RefusalText`].
+struct TextBuf {
+    buf: [u8; 112],
+    len: usize,
+}
+
+impl TextBuf {
+    fn push(&mut self, s: &str) {
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + s.len()) {
+            dst.copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        }
+    }
+
+    fn number(&mut self, mut n: usize) {
+        // usize division is one instruction on 32-bit devices (no 64- or 128-bit helpers).
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            if let Some(d) = digits.get_mut(at) {
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if let Some(d) = digits.get(at..).and_then(|d| core::str::from_utf8(d).ok()) {
+            self.push(d);
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        self.buf
+            .get(..self.len)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("RuntimeError")
+    }
+}
+
 /// The text a CHANNEL_CLOSE_ERROR payload carries (a str of any of the three kinds), or
 /// `None` when the payload is not one str.
 pub fn close_error_text(payload: &[u8]) -> Option<PyStr<'_>> {
@@ -140,7 +207,14 @@ impl<'a, 's> ExecRequest<'a, 's> {
         limits: &Limits,
     ) -> Result<Self, ProtocolError> {
         let bad = ProtocolError::BadPayload(MsgCode::ChannelExec);
-        let v = decode::decode_internal(payload, storage, limits).map_err(|_| bad.clone())?;
+        let v = decode::decode_internal(payload, storage, limits).map_err(|_| bad)?;
+        Self::from_value(v)
+    }
+
+    /// Reads `(source, file_name, call_name, kwargs)` from a payload the host decoded
+    /// itself (a host that reports why a decode failed, or that owns the node storage).
+    pub fn from_value(v: ValueRef<'a, 's>) -> Result<Self, ProtocolError> {
+        let bad = ProtocolError::BadPayload(MsgCode::ChannelExec);
         let ValueRef::Tuple(items) = v else {
             return Err(bad);
         };
@@ -230,6 +304,30 @@ mod tests {
         let mut seen = alloc::vec::Vec::new();
         channel_refs(&p, |id| seen.push(id));
         assert_eq!(seen, [5]);
+    }
+
+    #[test]
+    fn refusal_text_says_what_display_says() {
+        use alloc::format;
+        for reason in [
+            Refusal::TooLarge { len: 0, max: 0 },
+            Refusal::TooLarge {
+                len: u32::MAX,
+                max: usize::MAX,
+            },
+            Refusal::TooLarge {
+                len: 5009,
+                max: 2039,
+            },
+            Refusal::TooManyChannels,
+        ] {
+            let bytes =
+                crate::encode::to_vec(&RefusalText(reason), crate::Envelope::Internal).unwrap();
+            assert_eq!(
+                close_error_text(&bytes).and_then(|s| s.as_str()),
+                Some(format!("RuntimeError: {reason}").as_str())
+            );
+        }
     }
 
     #[test]
