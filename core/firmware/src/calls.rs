@@ -61,10 +61,10 @@ pub enum Failure<'a> {
         /// Its digits.
         digits: usize,
     },
-    /// Any other decode failure, at this byte.
+    /// Any other decode failure, at this byte when the decoder knows it.
     Undecodable {
         /// Where.
-        offset: usize,
+        offset: Option<usize>,
     },
     /// The CHANNEL_EXEC payload is not `(source, file, name, kwargs)`.
     BadRequest,
@@ -109,10 +109,15 @@ impl Failure<'_> {
                     .s(" digits is longer than this device's limit of ")
                     .n(LIMITS.max_bigint_digits as usize);
             }
-            Failure::Undecodable { offset } => {
+            Failure::Undecodable {
+                offset: Some(offset),
+            } => {
                 t.s("ValueError: this device cannot decode the value (byte ")
                     .n(offset)
                     .s(")");
+            }
+            Failure::Undecodable { offset: None } => {
+                t.s("ValueError: this device cannot decode the value");
             }
             Failure::BadRequest => {
                 t.s("ValueError: a CHANNEL_EXEC request that is not (source, file, name, kwargs)");
@@ -197,13 +202,13 @@ impl Encode for Reply<'_, '_> {
 
 /// Decodes `payload` with node storage on the stack and hands the value to `f`.
 ///
-/// The one place the firmware decodes: today's nodes borrow the input, so the storage
-/// lives exactly as long as one payload.
+/// The one place the firmware decodes. Nodes hold offsets into the payload, 16 bytes
+/// each, so the storage is plain data that any frame can use.
 fn with_value<'a, R>(
     payload: &'a [u8],
     f: impl for<'s> FnOnce(Result<ValueRef<'a, 's>, DecodeError>) -> R,
 ) -> R {
-    let mut nodes: [Node<'a>; NODES] = [Node::EMPTY; NODES];
+    let mut nodes: [Node; NODES] = [Node::EMPTY; NODES];
     f(decode::decode_internal(payload, &mut nodes[..], &LIMITS))
 }
 
@@ -382,7 +387,7 @@ const FIXED: [(&str, usize); 7] = [
     ("input_buffer", INPUT),
     ("output_queue", OUTPUT),
     ("nodes", NODES),
-    ("node_size", core::mem::size_of::<Node<'static>>()),
+    ("node_size", core::mem::size_of::<Node>()),
     ("channels", CHANNELS),
     ("max_depth", LIMITS.max_depth as usize),
     ("max_int_digits", LIMITS.max_bigint_digits as usize),

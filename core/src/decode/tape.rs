@@ -157,6 +157,9 @@ impl Tape<'_, '_, '_> {
     /// straight into their reserved slots while they last, for the list on top of the
     /// stack. Each is taken only where the general path would take it, and the same way.
     fn fast_items(&mut self) {
+        if SMALL_CODE {
+            return;
+        }
         let top = self.s.len().wrapping_sub(self.depth);
         let Some(&list) = self.s.get(top) else {
             return;
@@ -207,6 +210,9 @@ impl Tape<'_, '_, '_> {
     /// of the open dict on top of the stack, as [`fast_items`](Self::fast_items) does for
     /// lists.
     fn fast_entries(&mut self) {
+        if SMALL_CODE {
+            return;
+        }
         let p = self.open as usize;
         let deep_ok = self.max_depth >= 2;
         let (mut added, mut height) = (0, self.at(p).height());
@@ -781,6 +787,11 @@ impl Tape<'_, '_, '_> {
 /// are exercised).
 #[cfg(test)]
 static IN_PLACE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// On bare-metal targets flash is scarce and inputs are small: the fast paths for runs of
+/// flat list items and dict entries, which only speed up what the general path does the
+/// same way, are left out of the build there.
+const SMALL_CODE: bool = cfg!(target_os = "none");
 
 #[cold]
 #[inline(never)]
