@@ -45,26 +45,21 @@ else:
             sock.close()
         except Exception:
             pass
-def pump():
+def feed():
     try:
-        while 1:
-            data = read()
-            if not data:
-                break
-            channel.send(data)
+        for data in channel:
+            write(data)
     finally:
-        try:
-            channel.close()
-        except Exception:
-            pass
-t = threading.Thread(target=pump)
+        close()
+t = threading.Thread(target=feed)
 t.daemon = True
 t.start()
-try:
-    for data in channel:
-        write(data)
-finally:
-    close()
+# The execution lasts as long as the new worker's output: its end closes the channel.
+while 1:
+    data = read()
+    if not data:
+        break
+    channel.send(data)
 "#;
 
 /// Opens the gateway of `spec` through `through`.
