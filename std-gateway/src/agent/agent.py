@@ -97,6 +97,10 @@ class LoadError(DataFormatError):
     """Bytes that do not decode."""
 
 
+class _SessionEnd(BaseException):
+    """Unwinds a session hosted in a process that must go on."""
+
+
 class ProtocolError(Exception):
     """The master's stream is corrupt: the agent cannot go on."""
 
@@ -932,6 +936,15 @@ class _MainThreadRunner(object):
         self.cond = threading.Condition(threading.Lock())
         self.task = None
         self.busy = False
+        self.stopped = False
+
+    def stop(self):
+        self.cond.acquire()
+        try:
+            self.stopped = True
+            self.cond.notify_all()
+        finally:
+            self.cond.release()
 
     def submit(self, task):
         if self._claim(task, 0):
@@ -970,8 +983,10 @@ class _MainThreadRunner(object):
         while 1:
             self.cond.acquire()
             try:
-                while self.task is None:
+                while self.task is None and not self.stopped:
                     self.cond.wait()
+                if self.task is None:
+                    return
                 task = self.task
                 self.task = None
             finally:
@@ -1011,9 +1026,10 @@ class Gateway(object):
     RemoteError = RemoteError
     TimeoutError = TimeoutError
 
-    def __init__(self, io, execmodel, max_message, id="<worker>"):
+    def __init__(self, io, execmodel, max_message, id="<worker>", hosted=False):
         import weakref
 
+        self._hosted = hosted
         self._io = io
         self._reader = io.reader
         self.execmodel = execmodel
@@ -1423,6 +1439,18 @@ class Gateway(object):
                 sys.stderr.flush()
             except Exception:
                 pass
+        if self._hosted:
+            # Inside a server process that is not ours (the reference's socket server
+            # runs us in its own interpreter): end the session, not the process.
+            _kill_descendants()
+            try:
+                self._io.sock.shutdown(2)
+            except Exception:
+                pass
+            stop = getattr(self._runner, "stop", None)
+            if stop is not None:
+                stop()
+            raise _SessionEnd()
         _shutdown(why)
 
 
@@ -1704,10 +1732,14 @@ def _main(namespace):
         # them (Linux sets it per thread), so the whole worker runs at it.
         os.nice(config["nice"])
     _install_execnet_module(namespace)
-    # Orphans of the user's code (a daemon's double fork, a setsid() child whose parent
-    # ended) are reparented to us, not to init, so that the cleanup still finds them.
-    _prctl(PR_SET_CHILD_SUBREAPER, 1)
     sock = namespace.get("clientsock")
+    # The reference's socket server runs us inside its own long-lived process (its
+    # namespace carries the client's address); `execnet serve` starts a process each.
+    hosted = sock is not None and "address" in namespace
+    if not hosted:
+        # Orphans of the user's code (a daemon's double fork, a setsid() child whose
+        # parent ended) are reparented to us, not to init, so that the cleanup finds them.
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
     if sock is not None:
         io = _SocketIO(sock)
     elif JYTHON or not hasattr(os, "dup"):
@@ -1734,7 +1766,7 @@ def _main(namespace):
         os.dup2(2, 1)
         io = _FdIO(infd, outfd)
         _arm_parent_death()
-    gateway = Gateway(io, execmodel, max_message, config.get("id") or "<worker>")
+    gateway = Gateway(io, execmodel, max_message, config.get("id") or "<worker>", hosted)
     io.write(_b("1"))
     try:
         if backend == "main_thread_only":
@@ -1744,11 +1776,13 @@ def _main(namespace):
             gateway._runner.serve_forever()
         else:
             gateway._serve_idle()
-    except ProtocolError:
-        gateway._end("fatal", "protocol error from the master: %s; stopping" % (sys.exc_info()[1],))
+    except _SessionEnd:
+        return
     except BaseException:
-        gateway._end("fatal", "internal error, stopping:\n" + traceback.format_exc())
-    gateway._end("eof")
+        try:
+            gateway._end("fatal", "internal error, stopping:\n" + traceback.format_exc())
+        except _SessionEnd:
+            return
 
 
 _main(globals())
