@@ -4,15 +4,21 @@
 //!
 //! Why nothing outlives the master even when the master is killed outright: the worker's
 //! protocol input is the master's pipe, so the master's death closes it; our agent exits
-//! on that end-of-file and first sends `SIGKILL` to its own process group, which takes
-//! with it anything the user's code forked.
+//! on that end-of-file and first kills its descendants and its own process group, which
+//! takes with it anything the user's code forked. When the worker's code holds the
+//! interpreter in C and cannot read, the kernel acts instead (Linux): the agent asks for
+//! `SIGKILL` when its parent dies (`PR_SET_PDEATHSIG`), and a watchdog it forked kills its
+//! group when it dies. The kernel sends that signal when the *thread* that started the
+//! worker ends, so every worker is started by one long-lived spawner thread, never by
+//! the caller's thread (which may be a short-lived one, as in
+//! [`Group::makegateways`](crate::Group::makegateways)).
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -181,15 +187,45 @@ pub struct Pipes {
     pub stdout: ChildStdout,
 }
 
+type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
+
+/// Starts `cmd` from the process's spawner thread, which lives as long as the process:
+/// a worker's parent-death signal then fires only when this process ends.
+fn spawn_from_long_lived_thread(cmd: Command) -> io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        // If the thread cannot start, `rx` goes with it and every request fails.
+        let _ = thread::Builder::new()
+            .name("execnet-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            });
+        Mutex::new(tx)
+    });
+    let (reply, answer) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((cmd, reply))
+        .map_err(|_| io::Error::other("the spawner thread of this process could not start"))?;
+    answer
+        .recv()
+        .map_err(|_| io::Error::other("the spawner thread of this process ended"))?
+}
+
 impl Process {
     /// Starts `cmd` in a new process group with piped stdio; stderr is read by a thread
-    /// into the [`Output`].
+    /// into the [`Output`]. The process is started by a long-lived thread (see the
+    /// module docs), whichever thread calls this.
     pub fn spawn(mut cmd: Command, mode: OutputMode) -> io::Result<(Process, Pipes)> {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut child = cmd.spawn()?;
+        let mut child = spawn_from_long_lived_thread(cmd)?;
         let pid = child.id();
         let (Some(stdin), Some(stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
