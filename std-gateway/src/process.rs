@@ -2,16 +2,29 @@
 //! `O_CLOEXEC`, so no other child inherits them), stderr captured, termination as
 //! `SIGTERM` then `SIGKILL` to the whole group, and every child reaped.
 //!
-//! Why nothing outlives the master even when the master is killed outright: the worker's
-//! protocol input is the master's pipe, so the master's death closes it; our agent exits
-//! on that end-of-file and first kills its descendants and its own process group, which
-//! takes with it anything the user's code forked. When the worker's code holds the
-//! interpreter in C and cannot read, the kernel acts instead (Linux): the agent asks for
-//! `SIGKILL` when its parent dies (`PR_SET_PDEATHSIG`), and a watchdog it forked kills its
-//! group when it dies. The kernel sends that signal when the *thread* that started the
-//! worker ends, so every worker is started by one long-lived spawner thread, never by
-//! the caller's thread (which may be a short-lived one, as in
-//! [`Group::makegateways`](crate::Group::makegateways)).
+//! What ends with a worker, and when (our agent; Linux unless said otherwise):
+//!
+//! - When the gateway exits, when the worker's input ends (the master closed it or died)
+//!   and when the agent refuses a corrupt stream, the agent kills every process below
+//!   it, stopping them first so that none forks a replacement, then the rest of its
+//!   process group. Processes that left the group with `setsid()` are found as well:
+//!   the agent is a child subreaper, so a daemon's double fork leaves the daemon below
+//!   it instead of under init. Elsewhere (no `/proc`, no `prctl`) only the process
+//!   group is killed, and a `setsid()` child escapes.
+//! - When the master dies while the worker's code holds the interpreter in C (so that no
+//!   Python-level reader can notice), the kernel acts: the agent asked for `SIGHUP` when
+//!   its parent dies (`PR_SET_PDEATHSIG`), and a watchdog it forked at start sees the
+//!   input hang up, waits a second for the agent to end by itself, then `SIGKILL`s the
+//!   process group. In that one case a child that left the group with `setsid()`
+//!   survives. The kernel sends the parent-death signal when the *thread* that started
+//!   the worker ends, so every worker is started by one long-lived spawner thread of
+//!   this process, never by the caller's thread (which may be short-lived, as in
+//!   [`Group::makegateways`](crate::Group::makegateways)).
+//! - A worker started through a wrapper script (`python=` a script that runs Python as
+//!   its child) does not lead its process group: its agent kills only what is below it.
+//! - Orphaned descendants that exit stay zombies of the agent until the agent ends: it
+//!   never reaps children it did not start, so that it cannot take an exit status away
+//!   from the user's own `subprocess` calls.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};

@@ -1583,18 +1583,27 @@ def _hard_exit(code):
     os._exit(code)
 
 
-def _watchdog(agent):
-    """The body of a small forked process that outlives a killed agent just long enough
-    to take its process group down: the kernel sends it SIGUSR1 when the agent dies
-    (for any reason, SIGKILL included), and it kills the group."""
+# How long the watchdog lets an agent whose master is gone end by itself (and take
+# everything it started with it) before it kills the agent's process group.
+WATCHDOG_GRACE = 1.0
+
+
+def _watchdog(agent, infd):
+    """The body of a small forked process that takes the agent's process group down when
+    the agent cannot: the agent died (the kernel sends SIGUSR1), or the master is gone
+    (the agent's input hangs up) and the agent did not end within the grace period, as
+    when its code holds the interpreter in C."""
+    import select
     import signal
+    import time
 
     try:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         try:
-            os.closerange(3, 65536)
+            os.closerange(3, infd)
+            os.closerange(infd + 1, 65536)
         except Exception:
             pass
         pgrp = os.getpgrp()
@@ -1604,39 +1613,57 @@ def _watchdog(agent):
             os._exit(0)
 
         signal.signal(signal.SIGUSR1, fire)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if not _prctl(PR_SET_PDEATHSIG, signal.SIGUSR1) or os.getppid() != agent:
             fire(0, None)
+        poller = select.poll()
+        # No events asked for: poll reports only the hang-up (every writer closed).
+        poller.register(infd, 0)
         while 1:
-            signal.pause()
+            try:
+                if poller.poll():
+                    break
+            except Exception:
+                pass
+        time.sleep(WATCHDOG_GRACE)
+        fire(0, None)
     finally:
         os._exit(0)
 
 
-def _arm_parent_death():
-    """Linux: the worker must not outlive its master even when its code holds the
-    interpreter in C (where no Python-level reader runs): the kernel kills the agent when
-    the thread that started it ends (PR_SET_PDEATHSIG), and a forked watchdog kills the
-    agent's process group when the agent dies. Orphans of the user's code stay below
-    the agent (PR_SET_CHILD_SUBREAPER) so that the cleanup finds them."""
+def _arm_parent_death(infd):
+    """Linux: the worker must not outlive its master. The kernel sends the agent SIGHUP
+    when the thread that started it ends (PR_SET_PDEATHSIG; the master starts workers
+    from a thread that lives as long as it does), and the agent then ends as at the end
+    of its input, killing everything below it. When its code holds the interpreter in C,
+    no Python handler can run: a forked watchdog then kills the process group."""
     if not LINUX or JYTHON:
         return
     import signal
 
     parent = os.getppid()
-    if not _prctl(PR_SET_PDEATHSIG, signal.SIGKILL):
+
+    def hangup(signum, frame):
+        _shutdown("eof")
+
+    try:
+        signal.signal(signal.SIGHUP, hangup)
+    except Exception:
+        return
+    if not _prctl(PR_SET_PDEATHSIG, signal.SIGHUP):
         return
     if os.getppid() != parent:
         # The master died before the setting took: nobody is left to serve.
         _shutdown("eof")
-    if hasattr(os, "fork") and os.getpgrp() == os.getpid():
+    if hasattr(os, "fork") and hasattr(os, "killpg") and os.getpgrp() == os.getpid():
         me = os.getpid()
         try:
             pid = os.fork()
         except Exception:
             return
         if pid == 0:
-            _watchdog(me)
+            _watchdog(me, infd)
 
 
 # ------------------------------------------------------------- import execnet
@@ -1765,7 +1792,7 @@ def _main(namespace):
         os.close(devnull)
         os.dup2(2, 1)
         io = _FdIO(infd, outfd)
-        _arm_parent_death()
+        _arm_parent_death(infd)
     gateway = Gateway(io, execmodel, max_message, config.get("id") or "<worker>", hosted)
     io.write(_b("1"))
     try:
