@@ -34,10 +34,10 @@ fn wait_gone(pid: i64, what: &str) {
 }
 
 /// A server for `connections` connections, in a thread; its address and secret file.
-fn server(python: &str, connections: usize) -> (SocketAddr, std::path::PathBuf) {
+fn server(name: &str, python: &str, connections: usize) -> (SocketAddr, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("execnet-sockclean-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let secret = dir.join(format!("secret-{connections}"));
+    let secret = dir.join(format!("secret-{name}"));
     std::fs::write(&secret, "a secret of more than sixteen bytes\n").unwrap();
     let opts = ServeOptions {
         bind: "127.0.0.1:0".into(),
@@ -59,7 +59,7 @@ fn session_end_kills_forked_children(name: &str) {
     let Some(py) = interp::require(name) else {
         return;
     };
-    let (addr, secret) = server(&py.path.display().to_string(), 2);
+    let (addr, secret) = server(name, &py.path.display().to_string(), 2);
     let spec = format!("socket={addr}//secret={}", secret.display());
 
     // The client ends the gateway.
