@@ -11,8 +11,11 @@ import os
 import struct
 import sys
 import threading
+import time
 import traceback
 from collections import deque
+
+_now = time.time
 
 PY3 = sys.version_info[0] >= 3
 JYTHON = sys.platform.startswith("java")
@@ -134,12 +137,19 @@ def _save_int(out, i, small, big):
         out.append(big + _pack("!i", len(s)) + s)
 
 
+class _Parts(list):
+    """Encoded pieces; `big` says whether one of them is a large string kept apart."""
+
+    big = False
+
+
 def _save_sized(out, op, data):
     if len(data) < BIG_PART:
         out.append(op + _pack("!i", len(data)) + data)
     else:
         out.append(op + _pack("!i", len(data)))
         out.append(data)
+        out.big = True
 
 
 def _save_text(out, op, s):
@@ -261,7 +271,7 @@ else:
 
 def dumps_parts(obj):
     """The internal encoding of `obj` as a list of parts (large strings stay apart)."""
-    out = []
+    out = _Parts()
     _save(out, obj)
     out.append(OP_STOP)
     return out
@@ -527,7 +537,7 @@ class _Inbox(object):
                 return items.popleft()
             except IndexError:
                 pass
-            if not self.gateway._wait_for(self, lambda: items, timeout):
+            if not self.gateway._wait_for(self, items.__len__, timeout):
                 raise _Empty()
 
     def get_nowait(self):
@@ -837,8 +847,8 @@ class _FdIO(object):
             n = os.write(self.outfd, data)
             data = data[n:]
 
-    def write_parts(self, parts, total):
-        if _writev is not None and total >= BIG_PART:
+    def write_parts(self, parts):
+        if _writev is not None:
             _write_all_parts(_writev, self.outfd, parts)
         else:
             self.write(_b("").join(parts))
@@ -859,7 +869,7 @@ class _FileIO(object):
         self.outfile.write(data)
         self.outfile.flush()
 
-    def write_parts(self, parts, total):
+    def write_parts(self, parts):
         self.write(_b("").join(parts))
 
 
@@ -876,7 +886,7 @@ class _SocketIO(object):
     def write(self, data):
         self.sock.sendall(data)
 
-    def write_parts(self, parts, total):
+    def write_parts(self, parts):
         self.sock.sendall(_b("").join(parts))
 
 
@@ -1004,6 +1014,9 @@ class _MainThreadRunner(object):
 
 # ------------------------------------------------------------------- gateway
 
+# See Gateway._soft.
+SOFT_CLAIM = 0.002
+
 
 def _dedent(source):
     try:
@@ -1049,6 +1062,11 @@ class Gateway(object):
         # Leadership of the input: who reads, and who waits to.
         self._lock = threading.Lock()
         self._leader = None
+        # The last receiver to read keeps a soft claim on the input: it will likely be
+        # back for its next item at once, and the idle reader only takes over when the
+        # claim has not moved for a while (SOFT_CLAIM seconds).
+        self._soft = None
+        self._lead_count = 0
         self._waiters = deque()
         self._idle = threading.Condition(self._lock)
         # Frames are dispatched one at a time, whoever reads them.
@@ -1063,22 +1081,24 @@ class Gateway(object):
     # ------------------------------------------------------------ writing
 
     def _send(self, code, channel_id, parts=None):
-        if parts:
+        if not parts:
+            data = _pack("!bii", code, channel_id, 0)
+            parts = None
+        elif not getattr(parts, "big", False):
+            payload = _b("").join(parts)
+            data = _pack("!bii", code, channel_id, len(payload)) + payload
+            parts = None
+        else:
             total = 0
             for p in parts:
                 total += len(p)
-        else:
-            parts = []
-            total = 0
-        header = _pack("!bii", code, channel_id, total)
-        if total < BIG_PART:
-            parts = [header + _b("").join(parts)]
-        else:
-            parts.insert(0, header)
-            total += 9
+            parts.insert(0, _pack("!bii", code, channel_id, total))
         self._write_lock.acquire()
         try:
-            self._io.write_parts(parts, total)
+            if parts is None:
+                self._io.write(data)
+            else:
+                self._io.write_parts(parts)
         finally:
             self._write_lock.release()
         if self._pending:
@@ -1097,7 +1117,7 @@ class Gateway(object):
             try:
                 while self._pending:
                     code, channel_id = self._pending.popleft()
-                    self._io.write_parts([_pack("!bii", code, channel_id, 0)], 9)
+                    self._io.write(_pack("!bii", code, channel_id, 0))
             except Exception:
                 pass
             finally:
@@ -1140,9 +1160,7 @@ class Gateway(object):
         """Waits until `ready()` (checked under the lock; `inbox` is woken by whatever
         could make it true), reading input meanwhile whenever nobody else reads. False
         when `timeout` ran out first."""
-        import time
-
-        deadline = timeout is not None and time.time() + timeout or None
+        deadline = timeout is not None and _now() + timeout or None
         me = _get_ident()
         lock = self._lock
         while 1:
@@ -1156,7 +1174,7 @@ class Gateway(object):
                         return True
                     left = None
                     if deadline is not None:
-                        left = deadline - time.time()
+                        left = deadline - _now()
                         if left <= 0:
                             if self._leader is None:
                                 self._notify_next()
@@ -1164,6 +1182,8 @@ class Gateway(object):
                     if self._can_lead and (self._leader is None or self._leader == me):
                         outer = self._leader
                         self._leader = me
+                        self._soft = None
+                        self._lead_count += 1
                         break
                     inbox.waiting += 1
                     self._waiters.append(inbox)
@@ -1182,7 +1202,7 @@ class Gateway(object):
                 while not ready():
                     left = None
                     if deadline is not None:
-                        left = deadline - time.time()
+                        left = deadline - _now()
                         if left <= 0:
                             break
                     self._pump(left)
@@ -1191,7 +1211,8 @@ class Gateway(object):
                     self._release_lead()
 
     def _notify_next(self):
-        # The lock is held. A waiting receiver reads next; without one, the idle reader.
+        # The lock is held and nobody leads. A waiting receiver reads next; without one,
+        # the idle reader watches the input.
         if self._waiters:
             self._waiters[0].cond.notify_all()
         else:
@@ -1201,33 +1222,75 @@ class Gateway(object):
         self._lock.acquire()
         try:
             self._leader = None
-            self._notify_next()
+            if self._waiters:
+                self._waiters[0].cond.notify_all()
+            else:
+                self._soft = _get_ident()
+        finally:
+            self._lock.release()
+
+    def _drop_claim(self):
+        """Called when a thread leaves remote code: its soft claim on the input goes."""
+        me = _get_ident()
+        if self._soft != me:
+            return
+        self._lock.acquire()
+        try:
+            if self._soft == me:
+                self._soft = None
+                self._idle.notify()
         finally:
             self._lock.release()
 
     def _serve_idle(self):
-        """The reader of last resort: reads whatever arrives while no receiver leads."""
+        """The reader of last resort: watches the input whenever no receiver reads or is
+        about to, and dispatches what arrives."""
         reader = self._reader
+        me = _get_ident()
         if not self._can_lead:
-            self._leader = _get_ident()
+            self._leader = me
             while 1:
                 self._pump(None)
         fd = reader.fileno
         lock = self._lock
-        me = _get_ident()
         while 1:
+            lock.acquire()
+            try:
+                while 1:
+                    if self._leader is None and self._soft in (None, me):
+                        self._soft = me
+                        break
+                    seen = (self._leader, self._soft, self._lead_count)
+                    self._idle.wait(SOFT_CLAIM)
+                    if self._leader is None and (self._leader, self._soft, self._lead_count) == seen:
+                        # The claim has not moved for a whole period: its holder is
+                        # busy elsewhere, and input must not wait for it.
+                        self._soft = me
+                        break
+            finally:
+                lock.release()
             _readable(fd, 3600)
             lock.acquire()
             try:
-                while self._leader is not None:
-                    self._idle.wait()
+                if self._leader is not None or self._soft != me:
+                    continue
                 self._leader = me
+                self._soft = None
+                self._lead_count += 1
             finally:
                 lock.release()
             try:
                 self._pump(0)
             finally:
-                self._release_lead()
+                lock.acquire()
+                try:
+                    self._leader = None
+                    if self._waiters:
+                        self._waiters[0].cond.notify_all()
+                    else:
+                        self._soft = me
+                finally:
+                    lock.release()
 
     def _pump(self, timeout):
         """Reads one chunk of input (waiting at most `timeout`) and dispatches every
@@ -1425,6 +1488,7 @@ class Gateway(object):
             except Exception:
                 pass
         finally:
+            self._drop_claim()
             self._exec_count_lock.acquire()
             self._executing -= 1
             self._exec_count_lock.release()
