@@ -229,10 +229,19 @@ fn spawn_worker(argv: &[String], spec: &Spec, options: &Options, local_env: bool
 }
 
 /// Connects to a socket server and sends it the agent.
-fn socket(host: &str, port: u16, secret: Option<&str>, options: &Options) -> Result<Link> {
+fn socket(
+    host: &str,
+    port: u16,
+    secret: Option<&str>,
+    options: &Options,
+    config: &AgentConfig,
+) -> Result<Link> {
     let addrs: Vec<_> = (host, port)
         .to_socket_addrs()
-        .map_err(|e| Error::Other(format!("cannot resolve {host}:{port}: {e}")))?
+        .map_err(|e| Error::HostUnreachable {
+            host: host.into(),
+            message: format!("cannot resolve {host}:{port}: {e}"),
+        })?
         .collect();
     let mut last = None;
     let mut stream = None;
@@ -258,7 +267,7 @@ fn socket(host: &str, port: u16, secret: Option<&str>, options: &Options) -> Res
         crate::auth::respond(&mut stream, &secret).map_err(|e| Error::Refused(e.to_string()))?;
         stream.set_read_timeout(None)?;
     }
-    stream.write_all(&bootstrap_payload())?;
+    stream.write_all(&bootstrap_payload_with(config))?;
     let input = stream.try_clone()?;
     let closer = stream.try_clone()?;
     Ok(Link {
@@ -289,7 +298,13 @@ pub(crate) fn connect(spec: &Spec, options: &Options) -> Result<Link> {
             options,
             false,
         ),
-        Transport::Socket { host, port } => socket(host, *port, spec.secret.as_deref(), options),
+        Transport::Socket { host, port } => socket(
+            host,
+            *port,
+            spec.secret.as_deref(),
+            options,
+            &AgentConfig::for_spec(spec, options.limits.max_message),
+        ),
     }
 }
 

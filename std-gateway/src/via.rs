@@ -10,7 +10,7 @@ use std::io::Write;
 use crate::error::{Error, Result};
 use crate::gateway::{Gateway, Link, Options};
 use crate::spec::{Spec, Transport};
-use crate::transport::{bootstrap_payload, python_argv, ssh_argv};
+use crate::transport::{bootstrap_payload_with, python_argv, ssh_argv, AgentConfig};
 
 /// The forwarder, run on the via gateway's worker (Python 2 and 3).
 const FORWARDER: &str = r#"
@@ -72,7 +72,10 @@ pub(crate) fn open(through: &Gateway, spec: Spec, id: &str, options: &Options) -
     }
     let mut writer = ch.writer();
     writer
-        .write_all(&bootstrap_payload())
+        .write_all(&bootstrap_payload_with(&AgentConfig::for_spec(
+            &spec,
+            options.limits.max_message,
+        )))
         .map_err(|e| Error::Other(format!("via {}: {e}", through.id())))?;
     let closer_ch = ch.clone();
     let link = Link {
