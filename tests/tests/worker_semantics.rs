@@ -261,3 +261,54 @@ fn socket_host_that_does_not_resolve_is_unreachable() {
         .unwrap_err();
     assert!(matches!(err, Error::HostUnreachable { .. }), "{err}");
 }
+
+/// The execution model reaches the worker whatever the transport: through another
+/// gateway (`via=`) and over a socket server.
+#[test]
+fn execmodel_over_via_and_socket() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    let python = py.path.display().to_string();
+    let group = Group::new();
+    group
+        .makegateway(&format!("popen//python={python}//id=hop"))
+        .unwrap();
+    let gw = group
+        .makegateway(&format!(
+            "popen//python={python}//via=hop//execmodel=main_thread_only"
+        ))
+        .unwrap();
+    assert_eq!(gw.remote_status().unwrap().execmodel, "main_thread_only");
+    let ch = gw.remote_exec(IN_MAIN).unwrap();
+    assert!(ch.receive::<bool>().unwrap(), "via: not in the main thread");
+
+    let dir = std::env::temp_dir().join(format!("execnet-sem-sock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "a secret of more than sixteen bytes\n").unwrap();
+    let opts = execnet::serve::ServeOptions {
+        bind: "127.0.0.1:0".into(),
+        secret: Some(execnet::auth::read_secret(&secret).unwrap()),
+        backend: execnet::serve::Backend::Python(python.clone()),
+        max_connections: Some(1),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = execnet::serve::serve(opts, move |a| tx.send(a).unwrap(), |_| {});
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    let gw = group
+        .makegateway(&format!(
+            "socket={addr}//secret={}//execmodel=main_thread_only",
+            secret.display()
+        ))
+        .unwrap();
+    assert_eq!(gw.remote_status().unwrap().execmodel, "main_thread_only");
+    let ch = gw.remote_exec(IN_MAIN).unwrap();
+    assert!(
+        ch.receive::<bool>().unwrap(),
+        "socket: not in the main thread"
+    );
+    group.terminate(Duration::from_secs(2));
+}
