@@ -14,7 +14,8 @@ OLD, NEW = sys.argv[1], sys.argv[2]
 PYTHON = sys.argv[3] if len(sys.argv) > 3 else os.path.expanduser("~/.pyenv/versions/3.11.7/bin/python")
 ROUNDS = int(sys.argv[4]) if len(sys.argv) > 4 else 5
 # Lower is better for latency; higher for the rates.
-LOWER_IS_BETTER = {"rtt_us"}
+LOWER_IS_BETTER = {"rtt_us", "rtt_worker_cpu_us", "bulk_down_worker_cpu_ms_per_mib",
+                   "bulk_up_worker_cpu_ms_per_mib", "small_down_worker_cpu_us"}
 
 
 def run(binary):
@@ -42,7 +43,7 @@ def main():
         ratios = []
         for o, n in zip(old, new):
             ratios.append(o[key] / n[key] if key in LOWER_IS_BETTER else n[key] / o[key])
-        print("| %s | %.1f | %.1f | %.2fx (%.2f-%.2f) |" % (
+        print("| %s | %.3g | %.3g | %.2fx (%.2f-%.2f) |" % (
             key, median([o[key] for o in old]), median([n[key] for n in new]),
             median(ratios), min(ratios), max(ratios)))
 

@@ -38,6 +38,7 @@ else:
         return s
 
 
+EMPTY = _b("")
 _pack = struct.pack
 _unpack = struct.unpack
 INT_MAX = 2147483647
@@ -685,7 +686,7 @@ class Channel(object):
 
     def reconfigure(self, py2str_as_py3str=True, py3str_as_py2str=False):
         self._strconfig = (py2str_as_py3str, py3str_as_py2str)
-        self.gateway._send(RECONFIGURE, self.id, [dumps_internal(self._strconfig)])
+        self.gateway._send(RECONFIGURE, self.id, dumps_parts(self._strconfig))
 
     def makefile(self, mode="w", proxyclose=False):
         if mode == "w":
@@ -794,7 +795,10 @@ class _Reader(object):
 
     def take(self, n):
         if len(self.buf) - self.pos < n:
-            self.buf = _b("").join([self.buf[self.pos :]] + self.more)
+            if self.pos >= len(self.buf) and len(self.more) == 1:
+                self.buf = self.more[0]
+            else:
+                self.buf = EMPTY.join([self.buf[self.pos :]] + self.more)
             self.pos = 0
             self.more = []
             self.more_len = 0
@@ -1084,8 +1088,8 @@ class Gateway(object):
         if not parts:
             data = _pack("!bii", code, channel_id, 0)
             parts = None
-        elif not getattr(parts, "big", False):
-            payload = _b("").join(parts)
+        elif not parts.big:
+            payload = EMPTY.join(parts)
             data = _pack("!bii", code, channel_id, len(payload)) + payload
             parts = None
         else:
@@ -1163,12 +1167,13 @@ class Gateway(object):
         deadline = timeout is not None and _now() + timeout or None
         me = _get_ident()
         lock = self._lock
+        woken = False
         while 1:
             lock.acquire()
             try:
                 while 1:
                     if ready():
-                        if self._leader is None:
+                        if woken and self._leader is None:
                             # The lead may have been handed to us: pass it on.
                             self._notify_next()
                         return True
@@ -1176,7 +1181,7 @@ class Gateway(object):
                     if deadline is not None:
                         left = deadline - _now()
                         if left <= 0:
-                            if self._leader is None:
+                            if woken and self._leader is None:
                                 self._notify_next()
                             return False
                     if self._can_lead and (self._leader is None or self._leader == me):
@@ -1191,6 +1196,7 @@ class Gateway(object):
                         inbox.cond.wait(left)
                     finally:
                         inbox.waiting -= 1
+                        woken = True
                         try:
                             self._waiters.remove(inbox)
                         except ValueError:
@@ -1209,6 +1215,9 @@ class Gateway(object):
             finally:
                 if outer is None:
                     self._release_lead()
+            if ready():
+                return True
+            woken = False
 
     def _notify_next(self):
         # The lock is held and nobody leads. A waiting receiver reads next; without one,
