@@ -312,3 +312,27 @@ fn execmodel_over_via_and_socket() {
     );
     group.terminate(Duration::from_secs(2));
 }
+
+/// After the master's LAST_MESSAGE (it will send no more), the worker's code still runs
+/// to its end, and its channel's close reaches the master.
+fn close_after_last_message(name: &str) {
+    let group = Group::new();
+    let Some(gw) = start(&group, name, "") else {
+        return;
+    };
+    let ch = gw
+        .remote_exec("for x in channel:\n    channel.send(x * 2)\n")
+        .unwrap();
+    ch.send(&4).unwrap();
+    ch.send_last_message().unwrap();
+    assert_eq!(ch.receive::<i64>().unwrap(), 8);
+    ch.wait_close(Some(Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{name}: no close after LAST_MESSAGE: {e}"));
+    group.terminate(Duration::from_secs(2));
+}
+
+cases! {
+    close_after_last_message_cpython311 => close_after_last_message("cpython3.11"),
+    close_after_last_message_cpython27 => close_after_last_message("cpython2.7"),
+    close_after_last_message_pypy3 => close_after_last_message("pypy3"),
+}

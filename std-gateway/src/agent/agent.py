@@ -641,14 +641,16 @@ class Channel(object):
             self._closed = True
         finally:
             self._lock.release()
+        # Unless the master closed the channel (then `_closed` was already set), it
+        # hears of the close, also after its LAST_MESSAGE (it still waits for ours).
         gw = self.gateway
+        if error is None:
+            gw._send(CHANNEL_CLOSE, self.id)
+        else:
+            if not isinstance(error, (text_type, bytes_type)):
+                error = str(error)
+            gw._send(CHANNEL_CLOSE_ERROR, self.id, dumps_parts(error))
         if not self._receive_closed.is_set():
-            if error is None:
-                gw._send(CHANNEL_CLOSE, self.id)
-            else:
-                if not isinstance(error, (text_type, bytes_type)):
-                    error = str(error)
-                gw._send(CHANNEL_CLOSE_ERROR, self.id, dumps_parts(error))
             self._receive_closed.set()
             self._items.put(_END)
         gw._forget(self.id)
