@@ -277,20 +277,20 @@ impl Gateway {
         Ok(gw)
     }
 
-    /// Applies the spec's `chdir`, `nice` and `env` on the remote side.
+    /// Applies the spec's `chdir` and `env` on the remote side (the agent applies `nice`
+    /// itself at bootstrap, before any thread starts, so that it holds process-wide).
     fn setup_remote(&self) -> Result<()> {
         let spec = &self.inner.spec;
-        if spec.chdir.is_none() && spec.nice.is_none() && spec.env.is_empty() {
+        if spec.chdir.is_none() && spec.env.is_empty() {
             return Ok(());
         }
         let ch = self.remote_exec(
             "import os\n\
-             path, nice, env = channel.receive()\n\
+             path, env = channel.receive()\n\
              if path:\n    if not os.path.exists(path):\n        os.mkdir(path)\n    os.chdir(path)\n\
-             if nice and hasattr(os, 'nice'):\n    os.nice(nice)\n\
              for name, value in env.items():\n    os.environ[name] = value\n",
         )?;
-        ch.send(&(spec.chdir.as_deref(), spec.nice.unwrap_or(0), &spec.env))?;
+        ch.send(&(spec.chdir.as_deref(), &spec.env))?;
         ch.wait_close(None)
     }
 

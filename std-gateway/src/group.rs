@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::gateway::{Gateway, Options};
-use crate::spec::Spec;
+use crate::spec::{ExecModel, Spec};
 
 /// A set of gateways with unique ids.
 ///
@@ -23,6 +23,7 @@ pub struct Group {
     gateways: Mutex<Vec<Gateway>>,
     next: Mutex<usize>,
     options: Options,
+    execmodel: Mutex<ExecModel>,
 }
 
 impl Group {
@@ -37,7 +38,34 @@ impl Group {
             gateways: Mutex::new(Vec::new()),
             next: Mutex::new(0),
             options,
+            execmodel: Mutex::new(ExecModel::Thread),
         }
+    }
+
+    /// An empty group whose gateways run remote code under `execmodel` unless their spec
+    /// names one (as `execnet.Group(execmodel=...)`).
+    ///
+    /// ```no_run
+    /// use execnet::{spec::ExecModel, Group};
+    /// let group = Group::with_execmodel(ExecModel::MainThreadOnly);
+    /// let gw = group.makegateway("popen//python=python3")?;
+    /// assert_eq!(gw.remote_status()?.execmodel, "main_thread_only");
+    /// # Ok::<(), execnet::Error>(())
+    /// ```
+    pub fn with_execmodel(execmodel: ExecModel) -> Group {
+        let group = Group::new();
+        group.set_execmodel(execmodel);
+        group
+    }
+
+    /// Sets the execution model of gateways started from now on without `execmodel=`.
+    pub fn set_execmodel(&self, execmodel: ExecModel) {
+        *self.execmodel.lock().unwrap_or_else(|e| e.into_inner()) = execmodel;
+    }
+
+    /// The execution model of gateways whose spec names none.
+    pub fn execmodel(&self) -> ExecModel {
+        *self.execmodel.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn allocate_id(&self, spec: &Spec) -> Result<String> {
@@ -60,8 +88,11 @@ impl Group {
 
     /// Starts a gateway for `spec` and adds it to the group.
     pub fn makegateway(&self, spec: &str) -> Result<Gateway> {
-        let spec = Spec::parse(spec)?;
+        let mut spec = Spec::parse(spec)?;
         let id = self.allocate_id(&spec)?;
+        spec.execmodel.get_or_insert(self.execmodel());
+        // The agent shows it to remote code as `channel.gateway.id` (`ID-worker`).
+        spec.id.get_or_insert_with(|| id.clone());
         let gw = match &spec.via {
             Some(via) => {
                 let through = self.get(via).ok_or_else(|| {

@@ -2,17 +2,36 @@
 //! `O_CLOEXEC`, so no other child inherits them), stderr captured, termination as
 //! `SIGTERM` then `SIGKILL` to the whole group, and every child reaped.
 //!
-//! Why nothing outlives the master even when the master is killed outright: the worker's
-//! protocol input is the master's pipe, so the master's death closes it; our agent exits
-//! on that end-of-file and first sends `SIGKILL` to its own process group, which takes
-//! with it anything the user's code forked.
+//! What ends with a worker, and when (our agent; Linux unless said otherwise):
+//!
+//! - When the gateway exits, when the worker's input ends (the master closed it or died)
+//!   and when the agent refuses a corrupt stream, the agent kills every process below
+//!   it, stopping them first so that none forks a replacement, then the rest of its
+//!   process group. Processes that left the group with `setsid()` are found as well:
+//!   the agent is a child subreaper, so a daemon's double fork leaves the daemon below
+//!   it instead of under init. Elsewhere (no `/proc`, no `prctl`) only the process
+//!   group is killed, and a `setsid()` child escapes.
+//! - When the master dies while the worker's code holds the interpreter in C (so that no
+//!   Python-level reader can notice), the kernel acts: the agent asked for `SIGHUP` when
+//!   its parent dies (`PR_SET_PDEATHSIG`), and a watchdog it forked at start sees the
+//!   input hang up, waits a second for the agent to end by itself, then `SIGKILL`s the
+//!   process group. In that one case a child that left the group with `setsid()`
+//!   survives. The kernel sends the parent-death signal when the *thread* that started
+//!   the worker ends, so every worker is started by one long-lived spawner thread of
+//!   this process, never by the caller's thread (which may be short-lived, as in
+//!   [`Group::makegateways`](crate::Group::makegateways)).
+//! - A worker started through a wrapper script (`python=` a script that runs Python as
+//!   its child) does not lead its process group: its agent kills only what is below it.
+//! - Orphaned descendants that exit stay zombies of the agent until the agent ends: it
+//!   never reaps children it did not start, so that it cannot take an exit status away
+//!   from the user's own `subprocess` calls.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -181,15 +200,45 @@ pub struct Pipes {
     pub stdout: ChildStdout,
 }
 
+type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
+
+/// Starts `cmd` from the process's spawner thread, which lives as long as the process:
+/// a worker's parent-death signal then fires only when this process ends.
+fn spawn_from_long_lived_thread(cmd: Command) -> io::Result<Child> {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        // If the thread cannot start, `rx` goes with it and every request fails.
+        let _ = thread::Builder::new()
+            .name("execnet-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            });
+        Mutex::new(tx)
+    });
+    let (reply, answer) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((cmd, reply))
+        .map_err(|_| io::Error::other("the spawner thread of this process could not start"))?;
+    answer
+        .recv()
+        .map_err(|_| io::Error::other("the spawner thread of this process ended"))?
+}
+
 impl Process {
     /// Starts `cmd` in a new process group with piped stdio; stderr is read by a thread
-    /// into the [`Output`].
+    /// into the [`Output`]. The process is started by a long-lived thread (see the
+    /// module docs), whichever thread calls this.
     pub fn spawn(mut cmd: Command, mode: OutputMode) -> io::Result<(Process, Pipes)> {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let mut child = cmd.spawn()?;
+        let mut child = spawn_from_long_lived_thread(cmd)?;
         let pid = child.id();
         let (Some(stdin), Some(stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())

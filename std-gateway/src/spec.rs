@@ -30,6 +30,59 @@ pub enum Transport {
     },
 }
 
+/// How the worker runs remote code (`execmodel=`), as the reference names the models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ExecModel {
+    /// Each `remote_exec` in a thread of its own (the default).
+    #[default]
+    Thread,
+    /// Every `remote_exec` in the worker's main thread, one at a time; a second one
+    /// that comes while the first runs is refused after a second instead of waiting
+    /// forever (pytest-xdist asks for this model).
+    MainThreadOnly,
+    /// Accepted where the `eventlet` package is installed in the worker (the start
+    /// fails with a clear error where it is not); code still runs in threads.
+    Eventlet,
+    /// As `Eventlet`, for `gevent`.
+    Gevent,
+}
+
+impl ExecModel {
+    /// The name on the wire and in specs (`thread`, `main_thread_only`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecModel::Thread => "thread",
+            ExecModel::MainThreadOnly => "main_thread_only",
+            ExecModel::Eventlet => "eventlet",
+            ExecModel::Gevent => "gevent",
+        }
+    }
+}
+
+impl fmt::Display for ExecModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ExecModel {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<ExecModel, SpecError> {
+        match s {
+            "thread" => Ok(ExecModel::Thread),
+            "main_thread_only" => Ok(ExecModel::MainThreadOnly),
+            "eventlet" => Ok(ExecModel::Eventlet),
+            "gevent" => Ok(ExecModel::Gevent),
+            other => Err(SpecError::BadValue {
+                key: "execmodel".into(),
+                reason: format!(
+                    "{other:?} is not an execution model (thread, main_thread_only, eventlet, gevent)"
+                ),
+            }),
+        }
+    }
+}
+
 /// A parsed gateway spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Spec {
@@ -54,6 +107,15 @@ pub struct Spec {
     pub via: Option<String>,
     /// A file holding the shared secret for an `execnet serve` server (`secret=`).
     pub secret: Option<String>,
+    /// How the worker runs remote code (`execmodel=`); the group's default when absent.
+    pub execmodel: Option<ExecModel>,
+    /// A Vagrant machine to reach over `vagrant ssh` (`vagrant_ssh=NAME`), a transport
+    /// like `ssh=`.
+    pub vagrant_ssh: Option<String>,
+    /// `installvia=GATEWAY-ID`: the reference's key for installing execnet through
+    /// another gateway before the start. Parsed and kept; our agent needs no install,
+    /// so it changes nothing.
+    pub installvia: Option<String>,
     /// The text the spec was parsed from.
     pub source: String,
 }
@@ -85,7 +147,7 @@ impl fmt::Display for SpecError {
         match self {
             SpecError::UnknownKey(k) => write!(
                 f,
-                "unknown spec key {k:?} (known: popen, ssh, socket, python, chdir, nice, env:NAME, id, dont_write_bytecode, ssh_config, via, secret)"
+                "unknown spec key {k:?} (known: popen, ssh, socket, vagrant_ssh, python, chdir, nice, env:NAME, id, dont_write_bytecode, ssh_config, via, secret, execmodel, installvia)"
             ),
             SpecError::DuplicateKey(k) => write!(f, "spec key {k:?} given twice"),
             SpecError::MissingValue(k) => write!(f, "spec key {k:?} needs a value ({k}=...)"),
@@ -151,6 +213,9 @@ impl Spec {
             ssh_config: None,
             via: None,
             secret: None,
+            execmodel: None,
+            vagrant_ssh: None,
+            installvia: None,
             source: text.into(),
         };
         let mut seen: Vec<String> = Vec::new();
@@ -222,6 +287,25 @@ impl Spec {
                 "ssh_config" => spec.ssh_config = Some(need(value)?),
                 "via" => spec.via = Some(need(value)?),
                 "secret" => spec.secret = Some(need(value)?),
+                "execmodel" => spec.execmodel = Some(need(value)?.parse()?),
+                "installvia" => spec.installvia = Some(need(value)?),
+                "vagrant_ssh" => {
+                    let machine = need(value)?;
+                    if machine.starts_with('-') {
+                        return Err(SpecError::BadValue {
+                            key: key.into(),
+                            reason: "machine name must not start with '-'".into(),
+                        });
+                    }
+                    spec.vagrant_ssh = Some(machine.clone());
+                    set_transport(
+                        &mut transport,
+                        Transport::Ssh {
+                            destination: machine,
+                            port: None,
+                        },
+                    )?;
+                }
                 "dont_write_bytecode" => {
                     if value.is_some() {
                         return Err(SpecError::UnexpectedValue(key.into()));
@@ -238,13 +322,19 @@ impl Spec {
         }
         spec.transport = transport.ok_or_else(|| {
             SpecError::Transport(format!(
-                "spec {text:?} names no transport: start it with popen, ssh=HOST or socket=HOST:PORT"
+                "spec {text:?} names no transport: start it with popen, ssh=HOST, vagrant_ssh=MACHINE or socket=HOST:PORT"
             ))
         })?;
         if spec.secret.is_some() && !matches!(spec.transport, Transport::Socket { .. }) {
             return Err(SpecError::BadValue {
                 key: "secret".into(),
                 reason: "only socket gateways use it".into(),
+            });
+        }
+        if spec.ssh_config.is_some() && spec.vagrant_ssh.is_some() {
+            return Err(SpecError::BadValue {
+                key: "ssh_config".into(),
+                reason: "vagrant_ssh gateways use vagrant's own ssh config".into(),
             });
         }
         if spec.ssh_config.is_some() && !matches!(spec.transport, Transport::Ssh { .. }) {
@@ -299,6 +389,27 @@ mod tests {
             }
         );
         assert_eq!(s.via.as_deref(), Some("gw0"));
+    }
+
+    #[test]
+    fn execmodel_vagrant_and_installvia() {
+        let s = Spec::parse("popen//execmodel=main_thread_only//installvia=gw0").unwrap();
+        assert_eq!(s.execmodel, Some(ExecModel::MainThreadOnly));
+        assert_eq!(s.installvia.as_deref(), Some("gw0"));
+        for m in ["thread", "main_thread_only", "eventlet", "gevent"] {
+            let s = Spec::parse(&format!("popen//execmodel={m}")).unwrap();
+            assert_eq!(s.execmodel.unwrap().as_str(), m);
+        }
+        let err = Spec::parse("popen//execmodel=fibers").unwrap_err();
+        assert!(err.to_string().contains("not an execution model"), "{err}");
+        let s = Spec::parse("vagrant_ssh=default//python=python3").unwrap();
+        assert_eq!(s.vagrant_ssh.as_deref(), Some("default"));
+        assert!(matches!(s.transport, Transport::Ssh { .. }));
+        assert!(matches!(
+            Spec::parse("vagrant_ssh=default//ssh=h"),
+            Err(SpecError::Transport(_))
+        ));
+        assert!(Spec::parse("vagrant_ssh=-oX").is_err());
     }
 
     #[test]

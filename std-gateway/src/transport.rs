@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::gateway::{Link, Options};
 use crate::process::Process;
-use crate::spec::{Spec, Transport};
+use crate::spec::{ExecModel, Spec, Transport};
 
 /// Our Python agent, sent to the interpreter at bootstrap.
 pub const AGENT_SOURCE: &str = include_str!("agent/agent.py");
@@ -39,14 +39,28 @@ pub fn py_literal(text: &str) -> String {
     out
 }
 
-/// The interpreter's argv: `PYTHON [-B] -u -c BOOTSTRAP_LINE`. `python=` may hold extra
-/// arguments separated by spaces (as the reference's shell-style split allows).
+/// Splits a `python=` value as a POSIX shell would (quotes, backslash escapes), so that
+/// `docker exec -i box python3` is a command with arguments and `/opt/my\ py/python`
+/// one path. An unbalanced quote is an error that says so.
+pub fn split_python(python: &str) -> Result<Vec<String>> {
+    match shlex::split(python) {
+        Some(argv) if !argv.is_empty() => Ok(argv),
+        Some(_) => Err(Error::Spec(crate::spec::SpecError::MissingValue(
+            "python".into(),
+        ))),
+        None => Err(Error::Spec(crate::spec::SpecError::BadValue {
+            key: "python".into(),
+            reason: format!("{python:?} has an unclosed quote or a trailing backslash"),
+        })),
+    }
+}
+
+/// The interpreter's argv: `PYTHON [-B] -u -c BOOTSTRAP_LINE`, where `python=` is split
+/// as a shell would split it (see [`split_python`]).
 pub fn python_argv(spec: &Spec, default_python: &str) -> Vec<String> {
     let python = spec.python.as_deref().unwrap_or(default_python);
-    let mut argv: Vec<String> = python.split_whitespace().map(String::from).collect();
-    if argv.is_empty() {
-        argv.push(default_python.into());
-    }
+    let mut argv: Vec<String> =
+        split_python(python).unwrap_or_else(|_| vec![default_python.into()]);
     argv.push("-u".into());
     if spec.dont_write_bytecode {
         argv.push("-B".into());
@@ -56,9 +70,73 @@ pub fn python_argv(spec: &Spec, default_python: &str) -> Vec<String> {
     argv
 }
 
-/// The one line written to the interpreter's stdin: the agent as a literal.
+/// What the agent is told at bootstrap, before it serves anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// The execution model (`execmodel=`).
+    pub execmodel: ExecModel,
+    /// The largest frame the agent accepts from the master; a larger one is a corrupt
+    /// stream that ends the agent. The same bound the master applies to the worker's
+    /// frames ([`Limits::max_message`](execnet_core::Limits)).
+    pub max_message: u32,
+    /// The `nice=` increment, applied by the agent before it starts any thread, so that
+    /// the whole process runs at it (Linux keeps niceness per thread).
+    pub nice: Option<i32>,
+    /// The gateway id, shown to remote code as `channel.gateway.id` (`ID-worker`).
+    pub id: Option<String>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            execmodel: ExecModel::Thread,
+            max_message: execnet_core::Limits::DEFAULT.max_message,
+            nice: None,
+            id: None,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// The configuration for a spec, with the master's frame bound.
+    pub fn for_spec(spec: &Spec, max_message: u32) -> AgentConfig {
+        AgentConfig {
+            execmodel: spec.execmodel.unwrap_or_default(),
+            max_message,
+            nice: spec.nice,
+            id: spec.id.clone(),
+        }
+    }
+
+    /// The Python statement that hands this configuration to the agent.
+    fn statement(&self) -> String {
+        let mut s = format!(
+            "execnet_config = {{'execmodel': '{}', 'max_message': {}",
+            self.execmodel.as_str(),
+            self.max_message
+        );
+        if let Some(n) = self.nice {
+            s.push_str(&format!(", 'nice': {n}"));
+        }
+        if let Some(id) = &self.id {
+            s.push_str(&format!(", 'id': {}", py_literal(&format!("{id}-worker"))));
+        }
+        s.push_str("}\n");
+        s
+    }
+}
+
+/// The one line written to the interpreter's stdin: the agent as a literal, with the
+/// default configuration.
 pub fn bootstrap_payload() -> Vec<u8> {
-    let mut line = py_literal(AGENT_SOURCE).into_bytes();
+    bootstrap_payload_with(&AgentConfig::default())
+}
+
+/// The bootstrap line for an agent configured by `config`.
+pub fn bootstrap_payload_with(config: &AgentConfig) -> Vec<u8> {
+    let mut source = config.statement();
+    source.push_str(AGENT_SOURCE);
+    let mut line = py_literal(&source).into_bytes();
     line.push(b'\n');
     line
 }
@@ -82,6 +160,26 @@ pub fn ssh_argv(spec: &Spec, connect_timeout: Duration) -> Result<Vec<String>> {
     let Transport::Ssh { destination, port } = &spec.transport else {
         return Err(Error::Other("not an ssh spec".into()));
     };
+    let remote = || -> Vec<String> {
+        python_argv(spec, "python3")
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect()
+    };
+    if let Some(machine) = &spec.vagrant_ssh {
+        // `vagrant ssh MACHINE -- SSH-ARGS... COMMAND`: vagrant supplies host, port and key.
+        let mut argv: Vec<String> = vec![
+            "vagrant".into(),
+            "ssh".into(),
+            machine.clone(),
+            "--".into(),
+            "-C".into(),
+            "-o".into(),
+            format!("ConnectTimeout={}", connect_timeout.as_secs().max(1)),
+        ];
+        argv.push(remote().join(" "));
+        return Ok(argv);
+    }
     let mut argv: Vec<String> = vec!["ssh".into(), "-C".into()];
     if let Some(cfg) = &spec.ssh_config {
         argv.push("-F".into());
@@ -97,11 +195,7 @@ pub fn ssh_argv(spec: &Spec, connect_timeout: Duration) -> Result<Vec<String>> {
         connect_timeout.as_secs().max(1)
     ));
     argv.push(destination.clone());
-    let remote: Vec<String> = python_argv(spec, "python3")
-        .iter()
-        .map(|a| shell_quote(a))
-        .collect();
-    argv.push(remote.join(" "));
+    argv.push(remote().join(" "));
     Ok(argv)
 }
 
@@ -123,8 +217,9 @@ fn spawn_worker(argv: &[String], spec: &Spec, options: &Options, local_env: bool
             program: program.clone(),
             error,
         })?;
+    let config = AgentConfig::for_spec(spec, options.limits.max_message);
     // A failed write means the worker died at once; the handshake reports why.
-    let _ = pipes.stdin.write_all(&bootstrap_payload());
+    let _ = pipes.stdin.write_all(&bootstrap_payload_with(&config));
     let _ = pipes.stdin.flush();
     Ok(Link {
         input: Box::new(pipes.stdout),
@@ -136,7 +231,13 @@ fn spawn_worker(argv: &[String], spec: &Spec, options: &Options, local_env: bool
 
 /// Connects to a socket server and sends it the agent; with a secret, over the
 /// encrypted session of [`crate::auth`].
-fn socket(host: &str, port: u16, secret: Option<&str>, options: &Options) -> Result<Link> {
+fn socket(
+    host: &str,
+    port: u16,
+    secret: Option<&str>,
+    options: &Options,
+    config: &AgentConfig,
+) -> Result<Link> {
     // A secret file that cannot be used is reported before any connection is made.
     let secret = match secret {
         Some(path) => Some(
@@ -147,7 +248,10 @@ fn socket(host: &str, port: u16, secret: Option<&str>, options: &Options) -> Res
     };
     let addrs: Vec<_> = (host, port)
         .to_socket_addrs()
-        .map_err(|e| Error::Other(format!("cannot resolve {host}:{port}: {e}")))?
+        .map_err(|e| Error::HostUnreachable {
+            host: host.into(),
+            message: format!("cannot resolve {host}:{port}: {e}"),
+        })?
         .collect();
     let mut last = None;
     let mut stream = None;
@@ -171,7 +275,7 @@ fn socket(host: &str, port: u16, secret: Option<&str>, options: &Options) -> Res
         let _ = closer.shutdown(Shutdown::Both);
     }));
     let Some(secret) = secret else {
-        stream.write_all(&bootstrap_payload())?;
+        stream.write_all(&bootstrap_payload_with(config))?;
         return Ok(Link {
             input: Box::new(stream.try_clone()?),
             output: Box::new(stream),
@@ -191,7 +295,7 @@ fn socket(host: &str, port: u16, secret: Option<&str>, options: &Options) -> Res
     stream.set_read_timeout(None)?;
     stream.set_write_timeout(None)?;
     let (input, mut output) = session.split(stream.try_clone()?, stream);
-    output.write_all(&bootstrap_payload())?;
+    output.write_all(&bootstrap_payload_with(config))?;
     Ok(Link {
         input: Box::new(input),
         output: Box::new(output),
@@ -207,6 +311,9 @@ pub(crate) fn connect(spec: &Spec, options: &Options) -> Result<Link> {
             "via= needs a group that holds the named gateway: use Group::makegateway".into(),
         ));
     }
+    if let Some(python) = &spec.python {
+        split_python(python)?;
+    }
     match &spec.transport {
         Transport::Popen => spawn_worker(&python_argv(spec, "python3"), spec, options, true),
         Transport::Ssh { .. } => spawn_worker(
@@ -215,7 +322,13 @@ pub(crate) fn connect(spec: &Spec, options: &Options) -> Result<Link> {
             options,
             false,
         ),
-        Transport::Socket { host, port } => socket(host, *port, spec.secret.as_deref(), options),
+        Transport::Socket { host, port } => socket(
+            host,
+            *port,
+            spec.secret.as_deref(),
+            options,
+            &AgentConfig::for_spec(spec, options.limits.max_message),
+        ),
     }
 }
 
@@ -254,6 +367,44 @@ mod tests {
             "/opt/py 3/python -u -c 'import sys;exec(eval(sys.stdin.readline()))'"
         );
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn python_is_split_as_a_shell_would() {
+        let s = Spec::parse("popen//python=docker exec -i 'my box' python3").unwrap();
+        assert_eq!(
+            python_argv(&s, "python3")[..5],
+            ["docker", "exec", "-i", "my box", "python3"]
+        );
+        let s = Spec::parse(r"popen//python=/opt/my\ py/bin/python").unwrap();
+        assert_eq!(python_argv(&s, "python3")[0], "/opt/my py/bin/python");
+        assert!(split_python("python3 'unclosed").is_err());
+    }
+
+    #[test]
+    fn vagrant_ssh_argv() {
+        let s = Spec::parse("vagrant_ssh=default//python=python3").unwrap();
+        let argv = ssh_argv(&s, Duration::from_secs(5)).unwrap();
+        assert_eq!(argv[..5], ["vagrant", "ssh", "default", "--", "-C"]);
+        assert!(
+            argv.last().unwrap().starts_with("python3 -u -c "),
+            "{argv:?}"
+        );
+    }
+
+    #[test]
+    fn agent_config_goes_first() {
+        let cfg = AgentConfig {
+            execmodel: ExecModel::MainThreadOnly,
+            max_message: 1000,
+            nice: Some(5),
+            id: Some("gw'1".into()),
+        };
+        let line = String::from_utf8(bootstrap_payload_with(&cfg)).unwrap();
+        assert!(line.starts_with(
+            "'execnet_config = {\\'execmodel\\': \\'main_thread_only\\', \\'max_message\\': 1000, \\'nice\\': 5"
+        ), "{}", &line[..120]);
+        assert!(line.is_ascii());
     }
 
     #[test]

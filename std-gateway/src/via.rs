@@ -10,7 +10,7 @@ use std::io::Write;
 use crate::error::{Error, Result};
 use crate::gateway::{Gateway, Link, Options};
 use crate::spec::{Spec, Transport};
-use crate::transport::{bootstrap_payload, python_argv, ssh_argv};
+use crate::transport::{bootstrap_payload_with, python_argv, ssh_argv, AgentConfig};
 
 /// The forwarder, run on the via gateway's worker (Python 2 and 3).
 const FORWARDER: &str = r#"
@@ -45,26 +45,21 @@ else:
             sock.close()
         except Exception:
             pass
-def pump():
+def feed():
     try:
-        while 1:
-            data = read()
-            if not data:
-                break
-            channel.send(data)
+        for data in channel:
+            write(data)
     finally:
-        try:
-            channel.close()
-        except Exception:
-            pass
-t = threading.Thread(target=pump)
+        close()
+t = threading.Thread(target=feed)
 t.daemon = True
 t.start()
-try:
-    for data in channel:
-        write(data)
-finally:
-    close()
+# The execution lasts as long as the new worker's output: its end closes the channel.
+while 1:
+    data = read()
+    if not data:
+        break
+    channel.send(data)
 "#;
 
 /// Opens the gateway of `spec` through `through`.
@@ -77,7 +72,10 @@ pub(crate) fn open(through: &Gateway, spec: Spec, id: &str, options: &Options) -
     }
     let mut writer = ch.writer();
     writer
-        .write_all(&bootstrap_payload())
+        .write_all(&bootstrap_payload_with(&AgentConfig::for_spec(
+            &spec,
+            options.limits.max_message,
+        )))
         .map_err(|e| Error::Other(format!("via {}: {e}", through.id())))?;
     let closer_ch = ch.clone();
     let link = Link {

@@ -244,6 +244,49 @@ fn show(v: &Value, json: bool) -> String {
     }
 }
 
+/// Groups of the running command, ended when SIGINT, SIGTERM or SIGHUP arrives.
+static LIVE_GROUPS: std::sync::Mutex<Vec<std::sync::Arc<Group>>> =
+    std::sync::Mutex::new(Vec::new());
+/// Set once a signal is being handled: the main thread then leaves the exit to it.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A group that the signal handler ends with the command.
+fn live_group(options: Options) -> std::sync::Arc<Group> {
+    let group = std::sync::Arc::new(Group::with_options(options));
+    LIVE_GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(group.clone());
+    group
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in every thread (call before any thread starts;
+/// workers get a clean mask, as std resets it for children) and waits for them in one
+/// thread that ends every gateway, then exits with 128 + the signal's number.
+fn tear_down_on_signals() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(sig);
+    }
+    if set.thread_block().is_err() {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("execnet-signals".into())
+        .spawn(move || {
+            let Ok(sig) = set.wait() else { return };
+            INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+            let groups =
+                std::mem::take(&mut *LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()));
+            for g in &groups {
+                g.terminate(Duration::from_secs(2));
+            }
+            eprintln!("execnet: {}: gateways ended", sig.as_str());
+            std::process::exit(128 + sig as i32);
+        });
+}
+
 fn cmd_exec(a: ExecArgs, verbose: bool) -> Result<(), Fail> {
     let source = match (&a.code, &a.file) {
         (Some(c), _) => c.clone(),
@@ -269,7 +312,7 @@ fn cmd_exec(a: ExecArgs, verbose: bool) -> Result<(), Fail> {
         ..Options::default()
     };
     let start = Instant::now();
-    let group = Group::with_options(options);
+    let group = live_group(options);
     let gw = group.makegateway(&a.spec)?;
     if verbose {
         eprintln!(
@@ -316,13 +359,13 @@ fn cmd_exec(a: ExecArgs, verbose: bool) -> Result<(), Fail> {
 }
 
 fn cmd_info(a: InfoArgs, verbose: bool) -> Result<(), Fail> {
-    let group = Group::new();
+    let group = live_group(Options::default());
+    let group = &*group;
     let rows: Vec<Result<(String, execnet::RInfo, f64), Fail>> = std::thread::scope(|s| {
         let handles: Vec<_> = a
             .specs
             .iter()
             .map(|spec| {
-                let group = &group;
                 s.spawn(move || {
                     let t = Instant::now();
                     let gw = group.makegateway(spec).map_err(Fail::from)?;
@@ -592,6 +635,9 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let verbose = cli.verbose || std::io::stderr().is_terminal();
+    if matches!(cli.command, Cmd::Exec(_) | Cmd::Info(_)) {
+        tear_down_on_signals();
+    }
     let result = match cli.command {
         Cmd::Exec(a) => cmd_exec(a, verbose),
         Cmd::Info(a) => cmd_info(a, verbose),
@@ -600,6 +646,16 @@ fn main() -> ExitCode {
         Cmd::Worker(a) => cmd_worker(a, false),
         Cmd::Serve(a) => cmd_serve(a),
     };
+    // The last handles: dropping them ends what an early error left running.
+    drop(std::mem::take(
+        &mut *LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner()),
+    ));
+    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        // The signal thread is ending the gateways and will exit with its status.
+        loop {
+            std::thread::park();
+        }
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fail(code, msg)) => {
