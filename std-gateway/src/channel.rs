@@ -56,6 +56,8 @@ pub(crate) struct ChanState {
     /// the lock.
     ready: AtomicBool,
     budget: Arc<Budget>,
+    /// A [`Channel`] handle was made for it.
+    claimed: AtomicBool,
 }
 
 /// How long a receiver polls before it sleeps.
@@ -76,11 +78,17 @@ impl ChanState {
             cv: Condvar::new(),
             ready: AtomicBool::new(false),
             budget,
+            claimed: AtomicBool::new(false),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.q.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a [`Channel`] handle was ever made for it.
+    pub(crate) fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
     }
 
     /// Sleeps until notified, or fails with [`Error::Timeout`] once `deadline` (set from
@@ -281,6 +289,7 @@ impl std::fmt::Debug for Channel {
 
 impl Channel {
     pub(crate) fn new(session: Arc<Session>, id: i32, st: Arc<ChanState>) -> Channel {
+        st.claimed.store(true, Ordering::Release);
         Channel {
             h: Arc::new(Handle { session, id, st }),
         }

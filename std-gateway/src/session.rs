@@ -44,6 +44,8 @@ const QUEUE_MAX: usize = 64 * 1024;
 /// Payloads at least this large are received into an allocation of their own, which then
 /// moves into the channel's queue without a copy.
 const DIRECT_MIN: usize = 32 * 1024;
+/// Channels the peer ended before this side claimed them, kept at most.
+const UNCLAIMED_MAX: usize = 4096;
 /// How much the reader asks for per read.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -142,6 +144,8 @@ pub(crate) struct Session {
     died: Condvar,
     pub(crate) limits: Limits,
     pub(crate) budget: Arc<Budget>,
+    /// See [`Session::keep_unclaimed`].
+    unclaimed: Mutex<BTreeMap<i32, Arc<ChanState>>>,
     pub(crate) process: Option<Process>,
     closer: Option<Box<dyn Fn() + Send + Sync>>,
     flush_scheduled: AtomicBool,
@@ -190,6 +194,7 @@ impl Session {
             died: Condvar::new(),
             limits: cfg.limits,
             budget: Arc::new(Budget::new(cfg.max_queued, cfg.overflow)),
+            unclaimed: Mutex::new(BTreeMap::new()),
             process: cfg.process,
             closer: cfg.closer,
             flush_scheduled: AtomicBool::new(false),
@@ -240,10 +245,29 @@ impl Session {
     }
 
     /// The queue of channel `id`, made if the channel is open and has none yet.
+    /// The queue of channel `id`: made if the channel is open and has none yet, or the
+    /// queue of a channel the peer named and ended before this side claimed it.
     pub(crate) fn chan(&self, id: i32) -> Option<Arc<ChanState>> {
         let mut e = lock(&self.engine);
-        let slot = e.data_mut(id)?;
-        Some(slot.get_or_insert_with(|| self.new_chan()).clone())
+        match e.data_mut(id) {
+            Some(slot) => Some(slot.get_or_insert_with(|| self.new_chan()).clone()),
+            None => lock(&self.unclaimed).remove(&id),
+        }
+    }
+
+    /// The queue of a channel that leaves the table, kept when no handle claimed it yet:
+    /// a channel the peer named inside a value and ended (with its values) before this
+    /// side decoded the value. The oldest are let go beyond [`UNCLAIMED_MAX`].
+    fn keep_unclaimed(&self, id: i32, data: Slot) -> Arc<ChanState> {
+        let st = data.unwrap_or_else(|| self.new_chan());
+        if !st.is_claimed() {
+            let mut kept = lock(&self.unclaimed);
+            kept.insert(id, st.clone());
+            while kept.len() > UNCLAIMED_MAX {
+                kept.pop_first();
+            }
+        }
+        st
     }
 
     /// The error for a local request the protocol state refused.
@@ -592,18 +616,27 @@ impl Session {
                 None => Action::Nothing,
             },
             Event::Closed {
-                error: false, data, ..
-            } => Action::End(data, End::Closed),
+                channel,
+                error: false,
+                data,
+            } => Action::End(Some(self.keep_unclaimed(channel, data)), End::Closed),
             Event::Closed {
-                error: true, data, ..
-            } => Action::EndWithErrorText(data),
-            Event::LastMessage { channel } => {
-                Action::End(e.data(channel).cloned().flatten(), End::Closed)
-            }
+                channel,
+                error: true,
+                data,
+            } => Action::EndWithErrorText(Some(self.keep_unclaimed(channel, data))),
+            Event::LastMessage { channel } => Action::End(
+                e.data_mut(channel)
+                    .map(|slot| slot.get_or_insert_with(|| self.new_chan()).clone()),
+                End::Closed,
+            ),
             Event::Refused {
-                data, reason, code, ..
+                channel,
+                data,
+                reason,
+                code,
             } => Action::End(
-                data.flatten(),
+                data.map(|d| self.keep_unclaimed(channel, d)),
                 End::Failed(format!(
                     "{} sent a {} that was refused: {reason}",
                     self.peer,
