@@ -520,20 +520,11 @@ fn mtime_ns(meta: &fs::Metadata) -> i64 {
         .saturating_add(meta.mtime_nsec())
 }
 
-/// Reads until `buf` holds `want` bytes or the file ends.
+/// Reads until `buf` holds `want` bytes or the file ends. The buffer is reused from file
+/// to file and never zeroed: a small file costs what it holds, not a chunk.
 fn fill(file: &mut fs::File, buf: &mut Vec<u8>, want: usize) -> std::io::Result<()> {
     buf.clear();
-    buf.resize(want, 0);
-    let mut got = 0;
-    while got < want {
-        match file.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(got);
+    file.by_ref().take(want as u64).read_to_end(buf)?;
     Ok(())
 }
 

@@ -29,6 +29,7 @@ and worker to master:
 """
 
 import errno
+import gc
 import hashlib
 import os
 import shutil
@@ -39,6 +40,8 @@ BLOCK = 1 << 20
 # What a message costs the flow-control window beyond its data: both sides count alike.
 OVERHEAD = 64
 HAS_NS = sys.version_info[0] >= 3
+# PyPy's collector lets freed chunks pile up for a long while: collect every so often.
+COLLECT_EVERY = hasattr(sys, "pypy_version_info") and 4 << 20 or 0
 
 COUNT_NAMES = (
     "files",
@@ -109,7 +112,9 @@ def set_mtime(path, mtime_ns):
             return
         except TypeError:
             pass
-    t = mtime_ns / 1e9
+    # utime takes whole microseconds here, truncating the float: aim at the middle of
+    # the right microsecond so that rounding errors of the float cannot cross it.
+    t = (mtime_ns // 1000 * 1000 + 500) / 1e9
     os.utime(path, (t, t))
 
 
@@ -124,6 +129,7 @@ class Sync(object):
         self.delete = bool(options.get("delete"))
         self.ack_step = int(options.get("ack_step", BLOCK))
         self.unacked = 0
+        self.uncollected = 0
         self.wanted = {}
         self.needs = []
         self.late_modes = []
@@ -135,6 +141,11 @@ class Sync(object):
 
     def account(self, cost):
         self.unacked += cost
+        if COLLECT_EVERY:
+            self.uncollected += cost
+            if self.uncollected >= COLLECT_EVERY:
+                self.uncollected = 0
+                gc.collect()
         if self.unacked >= self.ack_step:
             self.channel.send(("k", self.unacked))
             self.unacked = 0
@@ -285,9 +296,13 @@ class Sync(object):
             raise ValueError("content for file %r, which this side did not ask for" % (index,))
         relpath, path, mode, mtime_ns = info
         name = ".execnet-rsync-%d-%d" % (os.getpid(), index)
-        tmp = os.path.join(os.path.dirname(path), name.encode("ascii"))
+        parent = os.path.dirname(path)
+        tmp = os.path.join(parent, name.encode("ascii"))
         f = None
         try:
+            if not relpath and parent and not os.path.isdir(parent):
+                # A single file sent as the whole source: its directory is made here.
+                os.makedirs(parent)
             f = open(tmp, "wb")
         except EnvironmentError:
             self.fail(relpath, "cannot create", sys.exc_info()[1])
