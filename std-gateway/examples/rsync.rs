@@ -67,14 +67,17 @@ fn main() -> ExitCode {
     if on_terminal {
         eprintln!();
     }
+    // For the benchmark: the highest peak memory of any worker, and of this process.
+    let worker_peak_kb = if json { worker_peak(&gateways) } else { 0 };
     group.terminate(std::time::Duration::from_secs(5));
     match outcome {
         Ok(report) if json => {
             println!(
-                "{{\"seconds\": {seconds}, \"files_read\": {}, \"bytes_read\": {}, \"targets\": {}}}",
+                "{{\"seconds\": {seconds}, \"files_read\": {}, \"bytes_read\": {}, \"targets\": {}, \"master_peak_kb\": {}, \"worker_peak_kb\": {worker_peak_kb}}}",
                 report.files_read,
                 report.bytes_read,
-                report.targets.len()
+                report.targets.len(),
+                vm_hwm_kb(),
             );
             ExitCode::SUCCESS
         }
@@ -87,4 +90,26 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// This process's peak resident memory in KiB (`VmHWM`), 0 where unknown.
+fn vm_hwm_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The highest `VmHWM` of the workers, in KiB.
+fn worker_peak(gateways: &[execnet::Gateway]) -> u64 {
+    const PEAK: &str = "for line in open('/proc/self/status'):\n    if line.startswith('VmHWM:'):\n        channel.send(int(line.split()[1]))\n";
+    gateways
+        .iter()
+        .filter_map(|gw| gw.remote_exec(PEAK).ok()?.receive::<u64>().ok())
+        .max()
+        .unwrap_or(0)
 }
