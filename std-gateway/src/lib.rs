@@ -49,6 +49,7 @@
 pub mod auth;
 mod budget;
 pub mod channel;
+pub mod distribute;
 pub mod error;
 pub mod gateway;
 pub mod group;
@@ -66,6 +67,7 @@ pub mod worker;
 
 pub use budget::Overflow;
 pub use channel::Channel;
+pub use distribute::Distributor;
 pub use error::{Death, DeathKind, Error, RemoteError, Result};
 pub use execnet_core as core;
 pub use execnet_core::Value;
