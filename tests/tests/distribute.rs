@@ -249,3 +249,45 @@ fn a_missing_function_is_named() {
     assert!(err.to_string().contains("SyntaxError"), "{err}");
     group.terminate(Duration::from_secs(5));
 }
+
+/// One distributor over a worker of every interpreter (CPython 2.7 to 3.13, PyPy3,
+/// Jython): each takes tasks and answers them.
+#[test]
+fn every_interpreter_takes_tasks() {
+    let pythons: Vec<_> = interp::NAMES
+        .iter()
+        .filter_map(|n| interp::require(n))
+        .collect();
+    if pythons.is_empty() {
+        return;
+    }
+    let group = Group::new();
+    let specs: Vec<String> = pythons
+        .iter()
+        .map(|p| format!("popen//python={}", p.path.display()))
+        .collect();
+    let gws = group.makegateways(&specs).unwrap();
+    let source = "
+import sys, time
+
+def task(x):
+    time.sleep(0.01)
+    return (x * 2, sys.executable)
+";
+    let mut pool = Distributor::new(&gws, source, "task").unwrap().prefetch(1);
+    let mut executables = std::collections::HashSet::new();
+    for (x, r) in pool.in_order(0..(20 * pythons.len() as i64)).enumerate() {
+        let Value::Tuple(items) = r.unwrap() else {
+            panic!("not a tuple")
+        };
+        assert_eq!(items[0].as_i64(), Some(2 * x as i64));
+        executables.insert(format!("{:?}", items[1]));
+    }
+    assert_eq!(
+        executables.len(),
+        pythons.len(),
+        "every interpreter answered: {executables:?}"
+    );
+    drop(pool);
+    group.terminate(Duration::from_secs(10));
+}
