@@ -129,6 +129,9 @@ def main():
             dests = [os.path.join(work, "%s-%d" % (which, i)) for i in range(3)]
             for d in dests:
                 shutil.rmtree(d, ignore_errors=True)
+            # Start each run with no dirty pages, so that neither side pays for the
+            # other's writeback.
+            os.sync()
             if which == "ours":
                 cmd = [ours_exe, "--json", src, PYTHON] + dests
                 out = subprocess.check_output(cmd, cwd=ROOT)
