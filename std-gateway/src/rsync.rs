@@ -4,7 +4,8 @@
 //! and described to every target; each target compares the description with its copy
 //! (size and mtime, then a checksum where only the mtime differs) and asks for what
 //! differs; each file it asks for is read once here and streamed, in chunks, to every
-//! target that asked. Extra files can be deleted, symlinks and file modes are kept, a
+//! target that asked (a file larger than a chunk that some target must compare by
+//! checksum is read twice: once to hash it, once to send it). Extra files can be deleted, symlinks and file modes are kept, a
 //! filter chooses what goes, and a progress callback sees every chunk and file.
 //!
 //! ```no_run
@@ -47,7 +48,8 @@
 //!   tree: it is pointed at the same place in the destination.
 //! - Something of another kind in the way (a directory where the source has a file, a
 //!   symlink where it has a directory) is removed, whatever `delete` says: a symlink in
-//!   the destination is never followed, except the destination root itself.
+//!   the destination is never followed, except the destination root itself. A single
+//!   file sent to a destination that is a directory goes into it instead.
 //! - With [`TargetOptions::delete`], entries the source directory does not have are
 //!   removed, and so are those the filter leaves out (as the reference does).
 //! - Sockets, FIFOs and devices in the source are reported as failures.
@@ -340,8 +342,8 @@ impl fmt::Debug for RSync<'_> {
 
 impl<'a> RSync<'a> {
     /// An rsync of `source`: a directory (its contents go into each destination), or a
-    /// single file (it becomes each destination). A symlink given as the source is
-    /// followed.
+    /// single file (it becomes each destination, or goes into it, under its own name,
+    /// when the destination is a directory). A symlink given as the source is followed.
     pub fn new(source: impl Into<PathBuf>) -> RSync<'a> {
         RSync {
             source: source.into(),
@@ -624,7 +626,11 @@ impl<'r, 'a> Run<'r, 'a> {
             self.source_failure(source, "no targets: add one with add_target".into());
             return;
         }
-        self.start();
+        let name = match source.file_name() {
+            Some(n) if root.is_file() => Value::Bytes(n.as_bytes().to_vec()),
+            _ => Value::None,
+        };
+        self.start(name);
         if !self.live.iter().any(Live::alive) {
             return;
         }
@@ -645,7 +651,7 @@ impl<'r, 'a> Run<'r, 'a> {
     }
 
     /// Starts the worker code in every target and routes every message into one queue.
-    fn start(&mut self) {
+    fn start(&mut self, name: Value) {
         let (tx, rx) = mpsc::channel::<Event>();
         let ack_step = self.rsync.chunk_size;
         for t in 0..self.live.len() {
@@ -659,6 +665,7 @@ impl<'r, 'a> Run<'r, 'a> {
                 let options = Value::Dict(vec![
                     (tag("delete"), Value::Bool(target.options.delete)),
                     (tag("ack_step"), Value::int(ack_step as i64)),
+                    (tag("name"), name.clone()),
                 ]);
                 ch.send_value(&Value::Tuple(vec![bytes_of(&target.dest), options]))?;
                 let tx = tx.clone();

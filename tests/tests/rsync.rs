@@ -645,8 +645,9 @@ fn filter_and_things_in_the_way() {
     group.terminate(Duration::from_secs(5));
 }
 
-/// A single file as the source becomes the destination file; a read-only directory
-/// gets its mode after it has been filled.
+/// A single file as the source becomes the destination file, or goes into the
+/// destination when that is a directory (never replacing it); a read-only directory gets
+/// its mode after it has been filled.
 #[test]
 fn a_single_file_and_a_read_only_directory() {
     let Some(py) = interp::require("cpython3.11") else {
@@ -668,6 +669,17 @@ fn a_single_file_and_a_read_only_directory() {
         fs::read(scratch.0.join("out/copy.txt")).unwrap(),
         b"just me"
     );
+
+    // Into an existing directory it goes under its own name; the directory stays.
+    write(&scratch.0.join("into/keep.txt"), b"kept");
+    let mut sync = RSync::new(&file);
+    sync.add_target(&gws[0], scratch.0.join("into"), TargetOptions::new());
+    sync.send().unwrap();
+    assert_eq!(
+        fs::read(scratch.0.join("into/one.txt")).unwrap(),
+        b"just me"
+    );
+    assert_eq!(fs::read(scratch.0.join("into/keep.txt")).unwrap(), b"kept");
 
     let src = scratch.0.join("src");
     write(&src.join("ro/inner.txt"), b"in a read-only directory");

@@ -127,6 +127,8 @@ class Sync(object):
         self.channel = channel
         self.dest = dest
         self.delete = bool(options.get("delete"))
+        # The source's name when it is a single file.
+        self.name = options.get("name")
         self.ack_step = int(options.get("ack_step", BLOCK))
         self.unacked = 0
         self.uncollected = 0
@@ -245,6 +247,13 @@ class Sync(object):
     def regular(self, relpath, path, mode, mtime_ns, size, index):
         self.counts["files"] += 1
         checksum = None
+        if not relpath and self.name:
+            st = lstat_or_none(path, follow=True)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                # A single file sent to a directory goes into it, as cp does: the
+                # directory is not replaced.
+                relpath = self.name
+                path = os.path.join(path, relpath)
         try:
             st = lstat_or_none(path, follow=not relpath)
             if st is not None and not stat.S_ISREG(st.st_mode):
