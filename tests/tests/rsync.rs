@@ -713,6 +713,10 @@ fn every_interpreter_at_once() {
     write(&src.join("empty"), b"");
     write(&src.join("multi.bin"), &noise(5, 300_000));
     write(&src.join("touch.txt"), b"same content, new mtime");
+    write(
+        &src.join("caf\u{e9} \u{1F600}/na\u{ef}ve.txt"),
+        b"UTF-8 names",
+    );
     symlink("a/b/c/deep.txt", src.join("link")).unwrap();
     let group = Group::new();
     let specs: Vec<String> = pythons
@@ -726,7 +730,7 @@ fn every_interpreter_at_once() {
         sync.add_target(gw, scratch.0.join(&py.name), TargetOptions::new());
     }
     let first = sync.send().unwrap();
-    assert_eq!(first.files_read, 5);
+    assert_eq!(first.files_read, 6);
     for py in &pythons {
         assert_same_tree(&src, &scratch.0.join(&py.name), py);
     }
@@ -754,5 +758,51 @@ fn every_interpreter_at_once() {
         );
         assert_same_tree(&src, &scratch.0.join(&py.name), py);
     }
+    group.terminate(Duration::from_secs(10));
+}
+
+/// File names are bytes: one that is not UTF-8 arrives as it is on CPython 3.11, 2.7 and
+/// PyPy3; Jython, whose paths are text, refuses it by name and syncs the rest.
+#[test]
+fn names_that_are_not_utf8() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let names = ["cpython3.11", "cpython2.7", "pypy3", "jython"];
+    let pythons: Vec<Interp> = names.iter().filter_map(|n| interp::require(n)).collect();
+    if pythons.len() < names.len() {
+        return;
+    }
+    let scratch = Scratch::new("latin1");
+    let src = scratch.0.join("src");
+    let odd = Path::new(OsStr::from_bytes(b"caf\xe9"));
+    write(
+        &src.join(odd).join(OsStr::from_bytes(b"\xff.bin")),
+        b"latin-1 names",
+    );
+    write(&src.join("plain.txt"), b"plain");
+    let group = Group::new();
+    let specs: Vec<String> = pythons
+        .iter()
+        .map(|p| format!("popen//python={}", p.path.display()))
+        .collect();
+    let gws = group.makegateways(&specs).unwrap();
+    let mut sync = RSync::new(&src);
+    for (py, gw) in pythons.iter().zip(&gws) {
+        sync.add_target(gw, scratch.0.join(&py.name), TargetOptions::new());
+    }
+    let err = sync.send().unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.failures().len(), 1, "{text}");
+    let f = &err.failures()[0];
+    assert_eq!(f.path, scratch.0.join("jython").join(odd), "{text}");
+    assert!(f.message.contains("not UTF-8"), "{text}");
+    assert!(f.target.as_deref().unwrap().starts_with(gws[3].id()));
+    for py in &pythons[..3] {
+        assert_same_tree(&src, &scratch.0.join(&py.name), py);
+    }
+    assert_eq!(
+        fs::read(scratch.0.join("jython/plain.txt")).unwrap(),
+        b"plain"
+    );
     group.terminate(Duration::from_secs(10));
 }

@@ -40,6 +40,8 @@ BLOCK = 1 << 20
 # What a message costs the flow-control window beyond its data: both sides count alike.
 OVERHEAD = 64
 HAS_NS = sys.version_info[0] >= 3
+# Jython's paths are Java strings: names travel as bytes and become text there.
+JYTHON = sys.platform.startswith("java")
 # PyPy's collector lets freed chunks pile up for a long while: collect every so often.
 COLLECT_EVERY = hasattr(sys, "pypy_version_info") and 4 << 20 or 0
 
@@ -65,6 +67,20 @@ def describe(exc):
     if text:
         return str(text)
     return "%s: %s" % (type(exc).__name__, exc)
+
+
+def native(name):
+    """A path as the os module of this interpreter takes it."""
+    if JYTHON:
+        return name.decode("utf-8")
+    return name
+
+
+def wire(name, like):
+    """A name from os.listdir as the bytes the master uses, beside `like`."""
+    if not isinstance(name, type(like)):
+        return name.encode("utf-8")
+    return name
 
 
 def lstat_or_none(path, follow=False):
@@ -125,10 +141,12 @@ class Refused(Exception):
 class Sync(object):
     def __init__(self, channel, dest, options):
         self.channel = channel
-        self.dest = dest
+        self.dest = native(dest)
         self.delete = bool(options.get("delete"))
         # The source's name when it is a single file.
         self.name = options.get("name")
+        if self.name:
+            self.name = native(self.name)
         self.ack_step = int(options.get("ack_step", BLOCK))
         self.unacked = 0
         self.uncollected = 0
@@ -163,7 +181,10 @@ class Sync(object):
         for part in relpath.split(b"/"):
             if part in (b"", b".", b".."):
                 raise Refused("a path with an empty, '.' or '..' part")
-        return os.path.join(self.dest, relpath)
+        try:
+            return os.path.join(self.dest, native(relpath))
+        except UnicodeError:
+            raise Refused("a name that is not UTF-8, which Jython cannot use")
 
     def parent_failed(self, relpath):
         if not relpath:
@@ -191,14 +212,21 @@ class Sync(object):
             if kind == "d":
                 self.failed_dirs.add(relpath)
             return
-        if kind == "d":
-            self.directory(relpath, path, e[2], e[3])
-        elif kind == "f":
-            self.regular(relpath, path, e[2], e[3], e[4], e[5])
-        elif kind == "l":
-            self.link(relpath, path, e[2], e[3])
-        else:
+        if kind not in ("d", "f", "l"):
             raise ValueError("unknown tree entry %r" % (kind,))
+        try:
+            if kind == "d":
+                self.directory(relpath, path, e[2], e[3])
+            elif kind == "f":
+                self.regular(relpath, path, e[2], e[3], e[4], e[5])
+            else:
+                self.link(relpath, path, e[2], e[3])
+        except Exception:
+            # Not an OS error (those are reported where they happen): still this entry's
+            # failure alone.
+            self.fail(relpath, "cannot sync", sys.exc_info()[1])
+            if kind == "d":
+                self.failed_dirs.add(relpath)
 
     def directory(self, relpath, path, mode, names):
         try:
@@ -223,7 +251,12 @@ class Sync(object):
             return
         if not self.delete:
             return
-        keep = set(names)
+        keep = set()
+        for name in names:
+            try:
+                keep.add(native(name))
+            except UnicodeError:
+                pass
         try:
             present = os.listdir(path)
         except EnvironmentError:
@@ -234,9 +267,9 @@ class Sync(object):
                 continue
             other = os.path.join(path, name)
             if relpath:
-                rel = relpath + b"/" + name
+                rel = relpath + b"/" + wire(name, relpath)
             else:
-                rel = name
+                rel = wire(name, relpath)
             try:
                 st = os.lstat(other)
                 remove(other, st)
@@ -277,6 +310,7 @@ class Sync(object):
         self.needs.append((index, checksum))
 
     def link(self, relpath, path, target, inside):
+        target = native(target)
         if inside:
             target = os.path.join(os.path.abspath(self.dest), target)
         try:
