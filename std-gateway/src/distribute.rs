@@ -17,7 +17,8 @@
 //! replacement gateway.
 //!
 //! Results come once, but a requeued task may have run partly, or wholly, on the worker
-//! that died: tasks should be safe to run again.
+//! that died: tasks should be safe to run again. A worker that hangs (as opposed to
+//! dying) keeps its tasks: nothing here times a task out.
 //!
 //! ```no_run
 //! use execnet::distribute::Distributor;

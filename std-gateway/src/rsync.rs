@@ -62,6 +62,17 @@
 //! otherwise an [`RsyncError`] that lists every [`Failure`] (each naming the file, and the
 //! target where it happened) and still holds the report.
 //!
+//! # Where it differs from `execnet.RSync`
+//!
+//! - The filter gets the path relative to the source, not joined to it.
+//! - Checksums are SHA-256 (both ends are ours), not MD5; mtimes are kept to the
+//!   nanosecond where the worker's Python can set them.
+//! - Content is written to a temporary file and renamed into place; an unchanged symlink
+//!   is left alone rather than made again; directories end with their exact mode.
+//! - A single file sent to an existing directory goes into it rather than replacing it.
+//! - Progress goes to a callback (no printing: `verbose` has no counterpart), and
+//!   [`send`](RSync::send) may be called again.
+//!
 //! # Memory
 //!
 //! Content travels in chunks ([`RSync::chunk_size`], 1 MiB by default), and each target
