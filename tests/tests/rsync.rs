@@ -52,6 +52,22 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// A large file of noise, written a block at a time.
+fn write_noise(path: &Path, seed: u64, len: usize) {
+    use std::io::Write;
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::io::BufWriter::new(fs::File::create(path).unwrap());
+    let mut left = len;
+    let mut block = 0;
+    while left > 0 {
+        let n = left.min(1 << 20);
+        f.write_all(&noise(seed * 1000 + block, n)).unwrap();
+        left -= n;
+        block += 1;
+    }
+    f.flush().unwrap();
+}
+
 fn write(path: &Path, data: &[u8]) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, data).unwrap();
@@ -81,15 +97,28 @@ fn big_tree(root: &Path) -> (u64, u64) {
                 } else {
                     root.join(format!("d{d}/s{s}/f{f}.txt"))
                 };
-                let data = match n {
-                    0 => b"#!/bin/sh\necho executable\n".to_vec(),
-                    1 => Vec::new(),
-                    2 => noise(2, BIG),
-                    _ => noise(n as u64, (n * 37) % 5000),
+                let len = match n {
+                    0 => {
+                        let script = b"#!/bin/sh\necho executable\n";
+                        write(&path, script);
+                        script.len()
+                    }
+                    1 => {
+                        write(&path, b"");
+                        0
+                    }
+                    2 => {
+                        write_noise(&path, 2, BIG);
+                        BIG
+                    }
+                    _ => {
+                        let data = noise(n as u64, (n * 37) % 5000);
+                        write(&path, &data);
+                        data.len()
+                    }
                 };
-                write(&path, &data);
                 files += 1;
-                bytes += data.len() as u64;
+                bytes += len as u64;
             }
         }
     }
@@ -139,7 +168,9 @@ fn snapshot(root: &Path, mtime_unit: i64) -> BTreeMap<PathBuf, Entry> {
                 pending.push(rel.clone());
                 Entry::Dir { mode }
             } else {
-                let sha256 = format!("{:x}", Sha256::digest(fs::read(&path).unwrap()));
+                let mut h = Sha256::new();
+                std::io::copy(&mut fs::File::open(&path).unwrap(), &mut h).unwrap();
+                let sha256 = format!("{:x}", h.finalize());
                 let ns = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
                 Entry::File {
                     mode,
@@ -542,7 +573,7 @@ fn memory_stays_bounded(name: &str, limit_mb: i64) {
     };
     let scratch = Scratch::new(&format!("mem-{name}"));
     let src = scratch.0.join("src");
-    write(&src.join("big.bin"), &noise(7, BIG));
+    write_noise(&src.join("big.bin"), 7, BIG);
     let (group, gws) = gateways(&py, 1);
     // The peak of this process image (getrusage's ru_maxrss would include the test
     // process it was forked from).
