@@ -11,7 +11,8 @@ implementation (the order alternates from round to round), with CPython 3.11 wor
 - the reference: execnet 2.1.2's `RSync` on a CPython 3.11 master.
 
 Both time the same span: from handing the targets to the rsync object to the end of
-`send()`, with the three workers already started. Every destination is checked against
+`send()`, with the three workers already started; then, the same for a second sync that
+finds nothing changed. Every destination is checked against
 the source (content hashes, modes, symlinks) after each run. The table gives the median
 and range over the rounds of each side's time, and of the per-round ratio.
 
@@ -45,6 +46,13 @@ for gw, dest in zip(gws, dests):
     rsync.add_target(gw, dest)
 rsync.send()
 seconds = time.perf_counter() - t
+# A second sync, nothing changed: an RSync object sends once, so a new one.
+t = time.perf_counter()
+again = execnet.RSync(src, verbose=False)
+for gw, dest in zip(gws, dests):
+    again.add_target(gw, dest)
+again.send()
+again_seconds = time.perf_counter() - t
 PEAK = "for line in open('/proc/self/status'):\n    if line.startswith('VmHWM:'):\n        channel.send(int(line.split()[1]))\n"
 def hwm():
     for line in open("/proc/self/status"):
@@ -52,7 +60,8 @@ def hwm():
             return int(line.split()[1])
 workers = max(gw.remote_exec(PEAK).receive() for gw in gws)
 group.terminate(5)
-print(json.dumps({"seconds": seconds, "master_peak_kb": hwm(), "worker_peak_kb": workers}))
+print(json.dumps({"seconds": seconds, "again_seconds": again_seconds, "master_peak_kb": hwm(),
+                  "worker_peak_kb": workers}))
 '''
 
 
@@ -172,6 +181,11 @@ def main():
     print("| wall time, median (range) | %.3f s (%.3f-%.3f) | %.3f s (%.3f-%.3f) | %.2fx faster (%.2f-%.2f) |" % (
         median(ot), min(ot), max(ot), median(rt), min(rt), max(rt), median(ratios), min(ratios), max(ratios)))
     print("| source MB/s, median | %.1f | %.1f | |" % (mb / median(ot), mb / median(rt)))
+    oa = [x["again_seconds"] for x in ours]
+    ra = [x["again_seconds"] for x in ref]
+    again = [b / a for a, b in zip(oa, ra)]
+    print("| second sync, nothing changed, median (range) | %.3f s (%.3f-%.3f) | %.3f s (%.3f-%.3f) | %.2fx faster (%.2f-%.2f) |" % (
+        median(oa), min(oa), max(oa), median(ra), min(ra), max(ra), median(again), min(again), max(again)))
     print("| MB/s written over 3 targets, median | %.1f | %.1f | |" % (3 * mb / median(ot), 3 * mb / median(rt)))
     print("| master peak memory, median | %.1f MB | %.1f MB | |" % (
         median([x["master_peak_kb"] for x in ours]) / 1024.0, median([x["master_peak_kb"] for x in ref]) / 1024.0))

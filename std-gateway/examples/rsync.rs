@@ -7,7 +7,8 @@
 //!
 //! Each DEST gets its own worker (`popen//python=PYTHON`). With `--json`, one line of
 //! figures for the benchmark (`std-gateway/benches/compare_rsync.py`) replaces the
-//! summary: the sync alone is timed, not the workers' start.
+//! summary: the sync alone is timed, not the workers' start, and then a second sync
+//! that finds nothing to do.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -67,13 +68,25 @@ fn main() -> ExitCode {
     if on_terminal {
         eprintln!();
     }
-    // For the benchmark: the highest peak memory of any worker, and of this process.
+    // For the benchmark: the highest peak memory of any worker, and of this process, and
+    // how long a second sync takes when nothing changed.
+    let again_seconds = if json && outcome.is_ok() {
+        let start = Instant::now();
+        let again = sync.send();
+        let t = start.elapsed().as_secs_f64();
+        match again {
+            Ok(r) if r.files_read == 0 => t,
+            _ => f64::NAN,
+        }
+    } else {
+        0.0
+    };
     let worker_peak_kb = if json { worker_peak(&gateways) } else { 0 };
     group.terminate(std::time::Duration::from_secs(5));
     match outcome {
         Ok(report) if json => {
             println!(
-                "{{\"seconds\": {seconds}, \"files_read\": {}, \"bytes_read\": {}, \"targets\": {}, \"master_peak_kb\": {}, \"worker_peak_kb\": {worker_peak_kb}}}",
+                "{{\"seconds\": {seconds}, \"again_seconds\": {again_seconds}, \"files_read\": {}, \"bytes_read\": {}, \"targets\": {}, \"master_peak_kb\": {}, \"worker_peak_kb\": {worker_peak_kb}}}",
                 report.files_read,
                 report.bytes_read,
                 report.targets.len(),
