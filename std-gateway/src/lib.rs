@@ -49,6 +49,7 @@
 pub mod auth;
 mod budget;
 pub mod channel;
+pub mod distribute;
 pub mod error;
 pub mod gateway;
 pub mod group;
@@ -56,6 +57,7 @@ pub mod json;
 pub mod literal;
 pub mod multi;
 pub mod process;
+pub mod rsync;
 pub mod serve;
 mod session;
 pub mod spec;
@@ -65,10 +67,12 @@ pub mod worker;
 
 pub use budget::Overflow;
 pub use channel::Channel;
+pub use distribute::Distributor;
 pub use error::{Death, DeathKind, Error, RemoteError, Result};
 pub use execnet_core as core;
 pub use execnet_core::Value;
 pub use gateway::{Gateway, Options, RInfo, RemoteStatus};
 pub use group::Group;
 pub use multi::MultiChannel;
+pub use rsync::RSync;
 pub use spec::Spec;

@@ -137,3 +137,33 @@ fn jython_java() {
     cmd.arg(&jy.path);
     assert_eq!(run(cmd).trim(), "aaa\nbbb");
 }
+
+#[test]
+fn rsync() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("execnet-ex-rsync-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src/sub")).unwrap();
+    std::fs::write(dir.join("src/a.txt"), b"a").unwrap();
+    std::fs::write(dir.join("src/sub/b.txt"), b"bb").unwrap();
+    let sync = || {
+        let mut cmd = example("rsync");
+        cmd.arg(dir.join("src"))
+            .arg(&py.path)
+            .arg(dir.join("one"))
+            .arg(dir.join("two"));
+        run(cmd)
+    };
+    let first = sync();
+    assert!(
+        first
+            .starts_with("2 targets: 2 files compared, 2 read and sent (3 bytes) as 4 file writes"),
+        "{first}"
+    );
+    assert_eq!(std::fs::read(dir.join("two/sub/b.txt")).unwrap(), b"bb");
+    let second = sync();
+    assert!(second.contains("0 read and sent (0 bytes)"), "{second}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
