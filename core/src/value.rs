@@ -315,7 +315,9 @@ pub(crate) fn f64_at(input: &[u8], at: u32) -> f64 {
 }
 
 impl<'a, 's> ValueRef<'a, 's> {
-    #[inline]
+    // One copy on a device: inlined into every crate that iterates, it would be compiled
+    // once per crate.
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn from_node(input: &'a [u8], nodes: &'s [Node], node: &Node) -> Self {
         let seq = |n: &Node| Seq {
             input,

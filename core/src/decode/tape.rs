@@ -60,7 +60,7 @@ pub(crate) fn run(
 
 /// One scalar at the cursor as a node, or `None` (the cursor then somewhere past it) for
 /// anything else or anything wrong: the caller rewinds and lets the general path decide.
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
 fn scalar(r: &mut Reader<'_>, limits: &Limits) -> Option<Node> {
     let code = r.next_op()?;
     let at = r.at as u32;
@@ -116,7 +116,7 @@ impl Tape<'_, '_, '_> {
     /// A flat item at the cursor (see [`Flat`]), through its `SETITEM`: its node (a
     /// container's members written to the tape) and how many values it counts for, or
     /// `None` (the caller rewinds; nothing it wrote is in use).
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn flat(&mut self) -> Option<(Node, u32)> {
         let start = self.r.pos;
         let first = scalar(&mut self.r, self.limits)?;
@@ -262,17 +262,17 @@ impl Tape<'_, '_, '_> {
 
     /// The slot of stack position `p` (out of range, and so `None` on access, if `p` is
     /// beyond the storage).
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn slot(&self, p: usize) -> usize {
         self.s.len().wrapping_sub(p + 1)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn at(&self, p: usize) -> Node {
         self.s.get(self.slot(p)).copied().unwrap_or(Node::EMPTY)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn at_mut(&mut self, p: usize) -> Result<&mut Node, DecodeError> {
         let i = self.slot(p);
         match self.s.get_mut(i) {
@@ -293,7 +293,7 @@ impl Tape<'_, '_, '_> {
     }
 
     /// Counts one more value and checks its height and a free slot for it.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn admit(&mut self, height: u32, extra: usize) -> Result<(), DecodeError> {
         self.values += 1;
         if self.values > self.limits.max_items {
@@ -313,7 +313,7 @@ impl Tape<'_, '_, '_> {
     }
 
     /// Pushes an admitted node.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn put(&mut self, node: Node) {
         let i = self.slot(self.depth);
         if let Some(slot) = self.s.get_mut(i) {
@@ -417,13 +417,13 @@ impl Tape<'_, '_, '_> {
     }
 
     /// The count a list announced (its `NEWLIST` operand, read again from the input).
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn cap(&self, list: &Node) -> u32 {
         self.r.i32_at(list.offset() + 1) as u32
     }
 
     /// `INT v` right after a list whose next index is `v`: noted on the list, not kept.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn take_index(&mut self, v: i32) -> bool {
         if self.depth == 0 {
             return false;
@@ -456,7 +456,7 @@ impl Tape<'_, '_, '_> {
     }
 
     /// A list must have all its announced items before it is used.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn complete(&self, node: &Node) -> Result<(), DecodeError> {
         if node.tag() == tag::LIST {
             let cap = self.cap(node);
@@ -471,7 +471,7 @@ impl Tape<'_, '_, '_> {
     }
 
     /// Entries above the innermost open dict's own entries.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn free_above_open(&self) -> usize {
         if self.open == NIL {
             return self.depth;
@@ -697,7 +697,8 @@ impl Tape<'_, '_, '_> {
     fn move_region(&mut self, base: usize, region: usize, kids: usize) -> Result<(), DecodeError> {
         let (tape, len) = (self.tape, self.s.len());
         let from = len - self.depth;
-        if from - tape >= region {
+        // The in-place way below works in every case; this one is quicker and bigger.
+        if !SMALL_CODE && from - tape >= region {
             // Room between tape and stack: place each node straight where it belongs,
             // walking down from the top of the stack.
             let (mut member, mut child) = (tape + region, tape + kids);
@@ -789,8 +790,8 @@ impl Tape<'_, '_, '_> {
 static IN_PLACE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 /// On bare-metal targets flash is scarce and inputs are small: the fast paths for runs of
-/// flat list items and dict entries, which only speed up what the general path does the
-/// same way, are left out of the build there.
+/// flat list items and dict entries, and the quick way of moving a tuple's members, which
+/// only speed up what the general path does the same way, are left out of the build there.
 const SMALL_CODE: bool = cfg!(target_os = "none");
 
 #[cold]
@@ -816,11 +817,22 @@ fn stable_partition(v: &mut [Node]) {
                 + v.get(mid..hi)
                     .map_or(0, |s| s.partition_point(|x| x.has(CHILD)));
             if let Some(s) = v.get_mut(a..b) {
-                s.rotate_left(mid - a);
+                rotate(s, mid - a);
             }
             lo = hi;
         }
         width *= 2;
+    }
+}
+
+/// `s.rotate_left(k)` by three reversals: a fraction of the standard library's code,
+/// which picks among several algorithms; this runs only when the storage is nearly full.
+fn rotate(s: &mut [Node], k: usize) {
+    if k <= s.len() {
+        let (front, back) = s.split_at_mut(k);
+        front.reverse();
+        back.reverse();
+        s.reverse();
     }
 }
 

@@ -130,9 +130,11 @@ pub struct Engine<O, T> {
     deferred: Option<Deferred>,
 }
 
-/// A sink over the free room of an output queue, failing with `SinkFull` beyond `room`.
+/// A sink over the free room of an output queue, failing with `SinkFull` beyond `room`;
+/// without a queue it only counts (`room` then starts at `usize::MAX`), so that measuring
+/// a frame reuses the encoder compiled for queueing it instead of a second one.
 struct QueueSink<'q, O> {
-    out: &'q mut O,
+    out: Option<&'q mut O>,
     room: usize,
 }
 
@@ -144,16 +146,25 @@ impl<O: OutputBuf> Sink for QueueSink<'_, O> {
     }
     #[inline]
     fn try_extend(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        if bytes.len() > self.room || !self.out.extend(bytes) {
+        if bytes.len() > self.room {
             return Err(EncodeError::SinkFull);
         }
         self.room -= bytes.len();
-        Ok(())
+        match &mut self.out {
+            Some(out) => out.extend(bytes).then_some(()).ok_or(EncodeError::SinkFull),
+            None => Ok(()),
+        }
     }
     fn finalize(self) -> Result<(), EncodeError> {
         Ok(())
     }
 }
+
+/// Writes one payload (the value and `STOP`) into a queue's encoder. The engine queues
+/// every value through this one type, so that its queueing code is compiled once, not
+/// once per kind of value.
+type WritePayload<'v, O> =
+    dyn Fn(&mut Encoder<&mut QueueSink<'_, O>>) -> Result<(), EncodeError> + 'v;
 
 fn encoded_len<V: Encode + ?Sized>(value: &V) -> Result<usize, SendError> {
     Ok(crate::encode::encoded_len(
@@ -271,6 +282,30 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
         value: &V,
         limit: usize,
     ) -> Result<(), SendError> {
+        self.queue_payload(code, channel, limit, &|e| {
+            value.encode(e)?;
+            e.stop()
+        })
+    }
+
+    /// The bytes `write` writes, counted without a queue.
+    fn measure(write: &WritePayload<'_, O>) -> Result<usize, SendError> {
+        let mut sink = QueueSink::<O> {
+            out: None,
+            room: usize::MAX,
+        };
+        write(&mut Encoder::new(&mut sink))?;
+        Ok(usize::MAX - sink.room)
+    }
+
+    /// [`queue_value`](Self::queue_value) for any value.
+    fn queue_payload(
+        &mut self,
+        code: MsgCode,
+        channel: i32,
+        limit: usize,
+        write: &WritePayload<'_, O>,
+    ) -> Result<(), SendError> {
         let start = self.out.pending().len();
         let room = self.room(limit);
         let zero = Header {
@@ -280,20 +315,18 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
         };
         if room < HEADER_LEN || !self.out.extend(&zero.to_bytes()) {
             return Err(SendError::OutputFull {
-                needed: HEADER_LEN + encoded_len(value)?,
+                needed: HEADER_LEN + Self::measure(write)?,
             });
         }
         let mut sink = QueueSink {
-            out: &mut self.out,
+            out: Some(&mut self.out),
             room: room - HEADER_LEN,
         };
-        let mut e = Encoder::new(&mut sink);
-        let written = value.encode(&mut e).and_then(|()| e.stop());
-        if let Err(err) = written {
+        if let Err(err) = write(&mut Encoder::new(&mut sink)) {
             self.out.truncate(start);
             return Err(match err {
                 EncodeError::SinkFull => SendError::OutputFull {
-                    needed: HEADER_LEN + encoded_len(value)?,
+                    needed: HEADER_LEN + Self::measure(write)?,
                 },
                 other => SendError::Encode(other),
             });
