@@ -44,24 +44,28 @@ impl<'a> Num<'a> {
     }
 
     /// As a float, rounded to nearest (ties to even) as Python's `float(int)` rounds; ints
-    /// of more than 18 digits are beyond what this device converts.
+    /// of more than 18 digits are beyond what this device converts. Ints go through their
+    /// digits, so that one conversion (from 64 bits) serves both kinds.
     fn real(self) -> Result<f64, Failure<'static>> {
+        if let Num::Float(f) = self {
+            return Ok(f);
+        }
+        let d = Decimal::of(self).map_err(|_| Failure::IntTooLargeForFloat)?;
+        let digits = d.digits();
+        if digits.len() > 18 {
+            return Err(Failure::IntTooLargeForFloat);
+        }
+        let m = digits
+            .iter()
+            .fold(0i64, |m, c| m * 10 + i64::from(c - b'0'));
+        Ok((if d.negative { -m } else { m }) as f64)
+    }
+
+    /// As a complex number: a real one `x` is `complex(x, 0.0)`.
+    fn complex(self) -> Result<(f64, f64), Failure<'static>> {
         match self {
-            Num::Int(i) => Ok(f64::from(i)),
-            Num::Float(f) => Ok(f),
-            Num::Big(t) => {
-                let d = Decimal::parse(t).map_err(|_| Failure::IntTooLargeForFloat)?;
-                let digits = d.digits();
-                if digits.len() > 18 {
-                    return Err(Failure::IntTooLargeForFloat);
-                }
-                let m = digits
-                    .iter()
-                    .fold(0i64, |m, c| m * 10 + i64::from(c - b'0'));
-                Ok((if d.negative { -m } else { m }) as f64)
-            }
-            // Not reached: `add` pairs complex numbers before it asks for a real.
-            Num::Complex(..) => Err(Failure::IntTooLargeForFloat),
+            Num::Complex(r, i) => Ok((r, i)),
+            real => Ok((real.real()?, 0.0)),
         }
     }
 }
@@ -97,17 +101,13 @@ pub fn add(a: &ValueRef<'_, '_>, b: &ValueRef<'_, '_>) -> Result<Sum, Failure<'s
         return Err(Failure::Operands(a.type_name(), b.type_name()));
     };
     Ok(match (x, y) {
-        (Num::Int(i), Num::Int(j)) => match i.checked_add(j) {
-            Some(s) => Sum::Int(s),
-            None => add_decimal(&Decimal::of_i32(i), &Decimal::of_i32(j))?,
-        },
-        (Num::Int(_) | Num::Big(_), Num::Int(_) | Num::Big(_)) => {
-            add_decimal(&Decimal::of(x)?, &Decimal::of(y)?)?
+        (Num::Complex(..), _) | (_, Num::Complex(..)) => {
+            let ((r, i), (s, j)) = (x.complex()?, y.complex()?);
+            Sum::Complex(r + s, i + j)
         }
-        (Num::Complex(r, i), Num::Complex(s, j)) => Sum::Complex(r + s, i + j),
-        (Num::Complex(r, i), real) => Sum::Complex(r + real.real()?, i + 0.0),
-        (real, Num::Complex(s, j)) => Sum::Complex(real.real()? + s, 0.0 + j),
-        (x, y) => Sum::Float(x.real()? + y.real()?),
+        (Num::Float(_), _) | (_, Num::Float(_)) => Sum::Float(x.real()? + y.real()?),
+        // Two ints, of any size: sums that fit 32 bits come back as `Sum::Int`.
+        _ => add_decimal(&Decimal::of(x)?, &Decimal::of(y)?)?,
     })
 }
 
@@ -189,7 +189,7 @@ impl Decimal {
         match n {
             Num::Big(t) => Decimal::parse(t),
             Num::Int(i) => Ok(Decimal::of_i32(i)),
-            // Not reached: only ints are added as decimals.
+            // Not reached: only ints are added or converted as decimals.
             Num::Float(_) | Num::Complex(..) => Ok(Decimal::zero()),
         }
     }

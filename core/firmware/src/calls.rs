@@ -312,9 +312,11 @@ pub fn exec<'a>(
             "add" => {
                 let mut ab = [None; 2];
                 bind(name, &["a", "b"], kwargs, &mut ab)?;
-                // `bind` filled both slots or failed.
-                let [a, b] = ab.map(|v| v.unwrap_or(ValueRef::None));
-                Reply::Sum(crate::arith::add(&a, &b)?)
+                match &ab {
+                    [Some(a), Some(b)] => Reply::Sum(crate::arith::add(a, b)?),
+                    // Not reached: `bind` filled both slots or failed.
+                    _ => return Err(Failure::Missing(name, 0b11)),
+                }
             }
             "info" => {
                 bind(name, &[], kwargs, &mut [])?;
@@ -363,19 +365,22 @@ fn bind<'a, 's>(
     kwargs: Option<Map<'a, 's>>,
     bound: &mut [Option<ValueRef<'a, 's>>],
 ) -> Result<(), Failure<'a>> {
-    for (key, value) in kwargs.iter().flat_map(|m| m.iter()) {
-        let key = key.as_str().ok_or(Failure::KeywordNotStr(function))?;
-        let slot = params
-            .iter()
-            .position(|p| *p == key)
-            .and_then(|i| bound.get_mut(i));
-        *slot.ok_or(Failure::UnexpectedKeyword(function, key))? = Some(value);
+    if let Some(kwargs) = kwargs {
+        for (key, value) in kwargs.iter() {
+            let key = key.as_str().ok_or(Failure::KeywordNotStr(function))?;
+            let slot = params
+                .iter()
+                .position(|p| *p == key)
+                .and_then(|i| bound.get_mut(i));
+            *slot.ok_or(Failure::UnexpectedKeyword(function, key))? = Some(value);
+        }
     }
-    let missing = bound
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| b.is_none())
-        .fold(0u8, |m, (i, _)| m | 1 << i);
+    let mut missing = 0u8;
+    for (i, b) in bound.iter().enumerate() {
+        if b.is_none() {
+            missing |= 1 << i;
+        }
+    }
     if missing != 0 {
         return Err(Failure::Missing(function, missing));
     }

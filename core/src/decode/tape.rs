@@ -268,6 +268,7 @@ impl Tape<'_, '_, '_> {
     }
 
     #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline(never))]
     fn at(&self, p: usize) -> Node {
         self.s.get(self.slot(p)).copied().unwrap_or(Node::EMPTY)
     }
