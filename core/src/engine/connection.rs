@@ -130,12 +130,19 @@ pub struct Engine<O, T> {
     deferred: Option<Deferred>,
 }
 
-/// A sink over the free room of an output queue, failing with `SinkFull` beyond `room`;
-/// without a queue it only counts (`room` then starts at `usize::MAX`), so that measuring
-/// a frame reuses the encoder compiled for queueing it instead of a second one.
+/// Where the engine's encoder writes: the free room of the output queue (failing with
+/// `SinkFull` beyond `room`), nowhere (only counting: `room` then starts at `usize::MAX`),
+/// or the host's transport. One sink type for all three, so that a value's encoding is
+/// compiled once however it leaves: a device has no flash for three copies.
 struct QueueSink<'q, O> {
-    out: Option<&'q mut O>,
+    to: Target<'q, O>,
     room: usize,
+}
+
+enum Target<'q, O> {
+    Queue(&'q mut O),
+    Count,
+    Transport(&'q mut dyn FnMut(&[u8]) -> Result<(), EncodeError>),
 }
 
 impl<O: OutputBuf> Sink for QueueSink<'_, O> {
@@ -150,9 +157,10 @@ impl<O: OutputBuf> Sink for QueueSink<'_, O> {
             return Err(EncodeError::SinkFull);
         }
         self.room -= bytes.len();
-        match &mut self.out {
-            Some(out) => out.extend(bytes).then_some(()).ok_or(EncodeError::SinkFull),
-            None => Ok(()),
+        match &mut self.to {
+            Target::Queue(out) => out.extend(bytes).then_some(()).ok_or(EncodeError::SinkFull),
+            Target::Count => Ok(()),
+            Target::Transport(write) => write(bytes),
         }
     }
     fn finalize(self) -> Result<(), EncodeError> {
@@ -165,13 +173,6 @@ impl<O: OutputBuf> Sink for QueueSink<'_, O> {
 /// once per kind of value.
 type WritePayload<'v, O> =
     dyn Fn(&mut Encoder<&mut QueueSink<'_, O>>) -> Result<(), EncodeError> + 'v;
-
-fn encoded_len<V: Encode + ?Sized>(value: &V) -> Result<usize, SendError> {
-    Ok(crate::encode::encoded_len(
-        value,
-        crate::Envelope::Internal,
-    )?)
-}
 
 fn payload_len(len: usize) -> Result<u32, SendError> {
     u32::try_from(len)
@@ -291,7 +292,7 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
     /// The bytes `write` writes, counted without a queue.
     fn measure(write: &WritePayload<'_, O>) -> Result<usize, SendError> {
         let mut sink = QueueSink::<O> {
-            out: None,
+            to: Target::Count,
             room: usize::MAX,
         };
         write(&mut Encoder::new(&mut sink))?;
@@ -319,7 +320,7 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
             });
         }
         let mut sink = QueueSink {
-            out: Some(&mut self.out),
+            to: Target::Queue(&mut self.out),
             room: room - HEADER_LEN,
         };
         if let Err(err) = write(&mut Encoder::new(&mut sink)) {
@@ -561,14 +562,20 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
         id: i32,
         value: &V,
     ) -> Result<(), SendError> {
-        let len = encoded_len(value)?;
-        self.send_header(id, len)?;
+        let write: &WritePayload<'_, O> = &|e| {
+            value.encode(e)?;
+            e.stop()
+        };
+        self.send_header(id, Self::measure(write)?)?;
         sink.try_extend(self.out.pending())?;
         let n = self.out.pending().len();
         self.transmitted(n);
-        let mut e = Encoder::new(&mut *sink);
-        value.encode(&mut e)?;
-        e.stop()?;
+        let mut transport = |bytes: &[u8]| sink.try_extend(bytes);
+        let mut to = QueueSink::<O> {
+            to: Target::Transport(&mut transport),
+            room: usize::MAX,
+        };
+        write(&mut Encoder::new(&mut to))?;
         Ok(())
     }
 
