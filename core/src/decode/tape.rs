@@ -39,6 +39,7 @@ pub(crate) fn run(
 ) -> Result<Done, DecodeError> {
     let mut t = Tape {
         r: Reader::new(input, start),
+        error: None,
         s: slots,
         tape: 0,
         depth: 0,
@@ -50,7 +51,10 @@ pub(crate) fn run(
         limits,
         start,
     };
-    let root = t.run()?;
+    let Ok(root) = t.run() else {
+        let at = t.r.pos;
+        return Err(t.error.unwrap_or(DecodeError::new(K::Internal, at, None)));
+    };
     Ok(Done {
         root,
         tape: t.tape,
@@ -93,8 +97,39 @@ fn scalar(r: &mut Reader<'_>, limits: &Limits) -> Option<Node> {
     })
 }
 
+/// A decode failed; the error waits in [`Tape::error`]. Failures pass up the decoder's
+/// calls as this flag rather than as a whole [`DecodeError`], which every `?` would copy
+/// (on a device, hundreds of bytes of flash in all).
+struct Failed;
+
+/// What the decoder's steps return.
+type Step<T = ()> = Result<T, Failed>;
+
+/// A reader's result, its error kept in `slot`.
+#[cfg_attr(not(target_os = "none"), inline(always))]
+fn keep<T>(slot: &mut Option<DecodeError>, r: Result<T, DecodeError>) -> Step<T> {
+    r.map_err(|e| store(slot, e))
+}
+
+#[cold]
+#[inline(never)]
+fn store(slot: &mut Option<DecodeError>, e: DecodeError) -> Failed {
+    *slot = Some(e);
+    Failed
+}
+
+/// An error about the opcode being processed, kept in `slot`.
+#[cold]
+#[inline(never)]
+fn failed(slot: &mut Option<DecodeError>, r: &Reader<'_>, kind: K) -> Failed {
+    *slot = Some(r.err(kind));
+    Failed
+}
+
 struct Tape<'a, 's, 'l> {
     r: Reader<'a>,
+    /// Why the decode failed, once it has.
+    error: Option<DecodeError>,
     s: &'s mut [Node],
     /// Nodes on the tape (the front of `s`).
     tape: usize,
@@ -274,20 +309,26 @@ impl Tape<'_, '_, '_> {
     }
 
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    fn at_mut(&mut self, p: usize) -> Result<&mut Node, DecodeError> {
+    fn at_mut(&mut self, p: usize) -> Step<&mut Node> {
         let i = self.slot(p);
         match self.s.get_mut(i) {
             Some(n) => Ok(n),
-            None => Err(internal(&self.r)),
+            None => Err(failed(&mut self.error, &self.r, K::Internal)),
         }
+    }
+
+    /// Fails with an error about the opcode being processed.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn fail(&mut self, kind: K) -> Failed {
+        failed(&mut self.error, &self.r, kind)
     }
 
     #[cold]
     #[inline(never)]
-    fn full(&self) -> DecodeError {
+    fn full(&mut self) -> Failed {
         let tail = self.r.input.get(self.start..).unwrap_or(&[]);
         let needed = crate::decode::node_bound(tail).unwrap_or(self.values as usize);
-        self.r.err(K::StorageFull {
+        self.fail(K::StorageFull {
             capacity: self.s.len(),
             needed,
         })
@@ -295,15 +336,15 @@ impl Tape<'_, '_, '_> {
 
     /// Counts one more value and checks its height and a free slot for it.
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    fn admit(&mut self, height: u32, extra: usize) -> Result<(), DecodeError> {
+    fn admit(&mut self, height: u32, extra: usize) -> Step {
         self.values += 1;
         if self.values > self.limits.max_items {
-            return Err(self.r.err(K::TooManyItems {
+            return Err(self.fail(K::TooManyItems {
                 max: self.limits.max_items,
             }));
         }
         if height > self.max_depth {
-            return Err(self.r.err(K::TooDeep {
+            return Err(self.fail(K::TooDeep {
                 max: self.max_depth,
             }));
         }
@@ -323,16 +364,16 @@ impl Tape<'_, '_, '_> {
         self.depth += 1;
     }
 
-    fn run(&mut self) -> Result<usize, DecodeError> {
+    fn run(&mut self) -> Step<usize> {
         let limits = self.limits;
         loop {
             let Some(code) = self.r.next_op() else {
-                return Err(self.r.missing_stop());
+                return Err(store(&mut self.error, self.r.missing_stop()));
             };
             let at = self.r.at as u32;
             let node = match code {
                 op::INT => {
-                    let v = self.r.int4()?;
+                    let v = keep(&mut self.error, self.r.int4())?;
                     if self.take_index(v) {
                         continue;
                     }
@@ -343,11 +384,11 @@ impl Tape<'_, '_, '_> {
                     continue;
                 }
                 op::FLOAT => {
-                    let bits = self.r.f64()?.to_bits();
+                    let bits = keep(&mut self.error, self.r.f64())?.to_bits();
                     Node::new(tag::FLOAT, (bits >> 32) as u32, bits as u32, at)
                 }
                 op::PY3STRING | op::UNICODE => {
-                    let (p, n) = self.r.text(limits)?;
+                    let (p, n) = keep(&mut self.error, self.r.text(limits))?;
                     let t = if code == op::PY3STRING {
                         tag::PY3
                     } else {
@@ -358,9 +399,14 @@ impl Tape<'_, '_, '_> {
                 op::NONE => Node::new(tag::NONE, 0, 0, at),
                 op::TRUE => Node::new(tag::TRUE, 0, 0, at),
                 op::FALSE => Node::new(tag::FALSE, 0, 0, at),
-                op::LONG => Node::new(tag::LONG, self.r.int4()? as u32, 0, at),
+                op::LONG => Node::new(
+                    tag::LONG,
+                    keep(&mut self.error, self.r.int4())? as u32,
+                    0,
+                    at,
+                ),
                 op::LONGINT | op::LONGLONG => {
-                    let (p, n) = self.r.int_text(limits)?;
+                    let (p, n) = keep(&mut self.error, self.r.int_text(limits))?;
                     let t = if code == op::LONGINT {
                         tag::BIG_INT
                     } else {
@@ -369,12 +415,12 @@ impl Tape<'_, '_, '_> {
                     Node::new(t, p as u32, n as u32, at)
                 }
                 op::COMPLEX => {
-                    let p = self.r.skip8()?;
-                    self.r.skip8()?;
+                    let p = keep(&mut self.error, self.r.skip8())?;
+                    keep(&mut self.error, self.r.skip8())?;
                     Node::new(tag::COMPLEX, p as u32, 0, at)
                 }
                 op::BYTES | op::PY2STRING => {
-                    let (p, n) = self.r.blob(limits)?;
+                    let (p, n) = keep(&mut self.error, self.r.blob(limits))?;
                     let t = if code == op::BYTES {
                         tag::BYTES
                     } else {
@@ -382,7 +428,12 @@ impl Tape<'_, '_, '_> {
                     };
                     Node::new(t, p as u32, n as u32, at)
                 }
-                op::CHANNEL => Node::new(tag::CHANNEL, self.r.int4()? as u32, 0, at),
+                op::CHANNEL => Node::new(
+                    tag::CHANNEL,
+                    keep(&mut self.error, self.r.int4())? as u32,
+                    0,
+                    at,
+                ),
                 op::NEWLIST => {
                     self.new_list(at)?;
                     continue;
@@ -410,7 +461,7 @@ impl Tape<'_, '_, '_> {
                     continue;
                 }
                 op::STOP => return self.stop(),
-                other => return Err(self.r.err(K::UnknownOpcode(other))),
+                other => return Err(self.fail(K::UnknownOpcode(other))),
             };
             self.admit(0, 0)?;
             self.put(node);
@@ -443,9 +494,9 @@ impl Tape<'_, '_, '_> {
         true
     }
 
-    fn new_list(&mut self, at: u32) -> Result<(), DecodeError> {
-        let n = self.r.count()?;
-        self.room.reserve(&self.r, n, self.limits)?;
+    fn new_list(&mut self, at: u32) -> Step {
+        let n = keep(&mut self.error, self.r.count())?;
+        keep(&mut self.error, self.room.reserve(&self.r, n, self.limits))?;
         self.admit(1, n)?;
         let mut node = Node::new(tag::LIST, self.tape as u32, 0, at);
         node.set(UNHASHABLE);
@@ -458,11 +509,11 @@ impl Tape<'_, '_, '_> {
 
     /// A list must have all its announced items before it is used.
     #[cfg_attr(not(target_os = "none"), inline(always))]
-    fn complete(&self, node: &Node) -> Result<(), DecodeError> {
+    fn complete(&mut self, node: &Node) -> Step {
         if node.tag() == tag::LIST {
             let cap = self.cap(node);
             if node.b != cap {
-                return Err(self.r.err(K::ListIncomplete {
+                return Err(self.fail(K::ListIncomplete {
                     expected: cap as usize,
                     found: node.b as usize,
                 }));
@@ -493,7 +544,7 @@ impl Tape<'_, '_, '_> {
         pos.wrapping_sub(1)
     }
 
-    fn setitem(&mut self) -> Result<(), DecodeError> {
+    fn setitem(&mut self) -> Step {
         // The logical top: the innermost open dict itself when nothing sits above its
         // entries, else the top of the stack.
         let top_is_open = self.open != NIL && self.free_above_open() == 0;
@@ -512,7 +563,7 @@ impl Tape<'_, '_, '_> {
         }
         let logical = self.depth - self.children;
         if logical < 3 {
-            return Err(self.r.err(K::StackUnderflow {
+            return Err(self.fail(K::StackUnderflow {
                 needed: 3,
                 available: logical,
             }));
@@ -521,7 +572,7 @@ impl Tape<'_, '_, '_> {
         let pt = self.below(pk);
         let (value, key, target) = (self.at(pv), self.at(pk), self.at(pt));
         if !matches!(target.tag(), tag::LIST | tag::DICT) || target.has(PENDING) {
-            return Err(self.r.err(K::NotAContainer));
+            return Err(self.fail(K::NotAContainer));
         }
         self.complete(&value)?;
         if target.tag() == tag::LIST {
@@ -529,11 +580,11 @@ impl Tape<'_, '_, '_> {
         }
         self.complete(&key)?;
         if !key.hashable() {
-            return Err(self.r.err(K::Unhashable));
+            return Err(self.fail(K::Unhashable));
         }
         let height = target.height().max(key.height().max(value.height()) + 1);
         if height > self.max_depth {
-            return Err(self.r.err(K::TooDeep {
+            return Err(self.fail(K::TooDeep {
                 max: self.max_depth,
             }));
         }
@@ -552,9 +603,9 @@ impl Tape<'_, '_, '_> {
     /// Why `SETITEM` on a list without a pending index fails: the index is not `INT i`
     /// for the next slot.
     #[cold]
-    fn list_key_error(&self, key: &Node, list: &Node) -> DecodeError {
+    fn list_key_error(&mut self, key: &Node, list: &Node) -> Failed {
         let expected = list.b as usize;
-        self.r.err(match key.tag() {
+        self.fail(match key.tag() {
             tag::INT | tag::LONG => K::ListIndexOutOfOrder {
                 expected,
                 found: i64::from(key.a as i32),
@@ -568,7 +619,7 @@ impl Tape<'_, '_, '_> {
     }
 
     /// The top value becomes the next item of the list below it.
-    fn append(&mut self, top_is_open: bool) -> Result<(), DecodeError> {
+    fn append(&mut self, top_is_open: bool) -> Step {
         if top_is_open {
             self.close_top_dict()?;
         }
@@ -577,14 +628,14 @@ impl Tape<'_, '_, '_> {
         let list = self.at(self.depth - 2);
         let height = list.height().max(value.height() + 1);
         if height > self.max_depth {
-            return Err(self.r.err(K::TooDeep {
+            return Err(self.fail(K::TooDeep {
                 max: self.max_depth,
             }));
         }
         let at = list.a as usize + list.b as usize;
         match self.s.get_mut(at) {
             Some(slot) if at < self.tape => *slot = value,
-            _ => return Err(internal(&self.r)),
+            _ => return Err(self.fail(K::Internal)),
         }
         self.depth -= 1;
         let l = self.at_mut(self.depth - 1)?;
@@ -598,16 +649,16 @@ impl Tape<'_, '_, '_> {
 
     /// Moves the top `n` stack slots, which start at slot `from`, to the tape in push
     /// order.
-    fn move_top(&mut self, from: usize, n: usize) -> Result<(), DecodeError> {
+    fn move_top(&mut self, from: usize, n: usize) -> Step {
         let (to, len) = (self.tape, self.s.len());
         if from + n > len || to + n > from + n {
-            return Err(internal(&self.r));
+            return Err(self.fail(K::Internal));
         }
-        if to + n <= from {
-            // Apart: one pass, reversing as it copies.
+        if !SMALL_CODE && to + n <= from {
+            // Apart: one pass, reversing as it copies (the other way works in every case).
             let (tape, stack) = self.s.split_at_mut(from);
             let (Some(dst), Some(src)) = (tape.get_mut(to..to + n), stack.get(..n)) else {
-                return Err(internal(&self.r));
+                return Err(self.fail(K::Internal));
             };
             for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
                 *d = *s;
@@ -623,7 +674,7 @@ impl Tape<'_, '_, '_> {
 
     /// The innermost open dict, whose entries are the top of the stack, is used: its
     /// entries go to the tape.
-    fn close_top_dict(&mut self) -> Result<(), DecodeError> {
+    fn close_top_dict(&mut self) -> Step {
         let p = self.open as usize;
         let mut d = self.at(p);
         let n = 2 * d.b as usize;
@@ -639,11 +690,11 @@ impl Tape<'_, '_, '_> {
     }
 
     /// `BUILDTUPLE`, `SET`, `FROZENSET n`: the top n logical values become the members.
-    fn build(&mut self, kind: u8, at: u32) -> Result<(), DecodeError> {
-        let n = self.r.count()?;
+    fn build(&mut self, kind: u8, at: u32) -> Step {
+        let n = keep(&mut self.error, self.r.count())?;
         let logical = self.depth - self.children;
         if n > logical {
-            return Err(self.r.err(K::StackUnderflow {
+            return Err(self.fail(K::StackUnderflow {
                 needed: n,
                 available: logical,
             }));
@@ -663,7 +714,7 @@ impl Tape<'_, '_, '_> {
             let m = self.at(p);
             self.complete(&m)?;
             if kind != tag::TUPLE && !m.hashable() {
-                return Err(self.r.err(K::Unhashable));
+                return Err(self.fail(K::Unhashable));
             }
             hashable &= m.hashable();
             height = height.max(m.height());
@@ -695,7 +746,7 @@ impl Tape<'_, '_, '_> {
     /// Moves the stack from position `base` up (`region` slots: members, and after each
     /// member that is an open dict, its entries) to the tape: the dicts' entries first,
     /// each dict's in one run, then the members in one run.
-    fn move_region(&mut self, base: usize, region: usize, kids: usize) -> Result<(), DecodeError> {
+    fn move_region(&mut self, base: usize, region: usize, kids: usize) -> Step {
         let (tape, len) = (self.tape, self.s.len());
         let from = len - self.depth;
         // The in-place way below works in every case; this one is quicker and bigger.
@@ -712,17 +763,26 @@ impl Tape<'_, '_, '_> {
                     child -= n;
                     for j in 0..n {
                         let e = self.at(q + 1 + j);
-                        *self.s.get_mut(child + j).ok_or_else(|| internal(&self.r))? = e;
+                        *self
+                            .s
+                            .get_mut(child + j)
+                            .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))? = e;
                     }
                     o = d.a;
                     d.a = child as u32;
                     member -= 1;
-                    *self.s.get_mut(member).ok_or_else(|| internal(&self.r))? = d;
+                    *self
+                        .s
+                        .get_mut(member)
+                        .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))? = d;
                     q
                 } else {
                     member -= 1;
                     let m = self.at(p - 1);
-                    *self.s.get_mut(member).ok_or_else(|| internal(&self.r))? = m;
+                    *self
+                        .s
+                        .get_mut(member)
+                        .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))? = m;
                     p - 1
                 };
                 p = q;
@@ -737,11 +797,14 @@ impl Tape<'_, '_, '_> {
         let mut o = self.open;
         while o != NIL && o as usize >= base {
             let i = tape + (o as usize - base);
-            let d = *self.s.get(i).ok_or_else(|| internal(&self.r))?;
+            let d = *self
+                .s
+                .get(i)
+                .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))?;
             for slot in self
                 .s
                 .get_mut(i + 1..i + 1 + 2 * d.b as usize)
-                .ok_or_else(|| internal(&self.r))?
+                .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))?
             {
                 slot.set(CHILD);
             }
@@ -750,7 +813,7 @@ impl Tape<'_, '_, '_> {
         let run = self
             .s
             .get_mut(tape..tape + region)
-            .ok_or_else(|| internal(&self.r))?;
+            .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))?;
         stable_partition(run);
         let (entries, members) = run.split_at_mut(kids);
         for e in entries {
@@ -766,10 +829,10 @@ impl Tape<'_, '_, '_> {
         Ok(())
     }
 
-    fn stop(&mut self) -> Result<usize, DecodeError> {
+    fn stop(&mut self) -> Step<usize> {
         let logical = self.depth - self.children;
         if logical != 1 {
-            return Err(self.r.err(K::BadStopStack(logical)));
+            return Err(self.fail(K::BadStopStack(logical)));
         }
         let root = self.at(0);
         self.complete(&root)?;
@@ -778,7 +841,10 @@ impl Tape<'_, '_, '_> {
         }
         let root = self.at(0);
         let at = self.tape;
-        *self.s.get_mut(at).ok_or_else(|| internal(&self.r))? = root;
+        *self
+            .s
+            .get_mut(at)
+            .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))? = root;
         self.tape += 1;
         self.depth = 0;
         Ok(at)
@@ -794,12 +860,6 @@ static IN_PLACE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsi
 /// flat list items and dict entries, and the quick way of moving a tuple's members, which
 /// only speed up what the general path does the same way, are left out of the build there.
 const SMALL_CODE: bool = cfg!(target_os = "none");
-
-#[cold]
-#[inline(never)]
-fn internal(r: &Reader<'_>) -> DecodeError {
-    r.err(K::Internal)
-}
 
 /// Reorders `v` so that the nodes marked [`CHILD`] come first, each group keeping its
 /// order: bottom-up merging of sorted runs by rotation, O(n log n) without memory.

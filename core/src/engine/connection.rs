@@ -982,11 +982,14 @@ where
             return Ok(None);
         }
         let max = self.reader_capacity();
-        match self.reader.next_frame()? {
-            None => Ok(None),
-            Some(Incoming::Frame(f)) => self.engine.handle_frame(&f).map(Some),
-            Some(Incoming::Oversized(h)) => self.engine.handle_oversized(&h, max).map(Some),
-        }
+        // One conversion of the event into the `Option`, not one per kind of message: an
+        // event is large, and each would copy it field by field.
+        let event = match self.reader.next_frame()? {
+            None => return Ok(None),
+            Some(Incoming::Frame(f)) => self.engine.handle_frame(&f),
+            Some(Incoming::Oversized(h)) => self.engine.handle_oversized(&h, max),
+        };
+        event.map(Some)
     }
 
     fn reader_capacity(&self) -> usize {
