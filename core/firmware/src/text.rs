@@ -36,8 +36,7 @@ impl Text {
     /// boundary, so that the buffer always holds whole characters.
     fn ascii(&mut self, bytes: &[u8]) -> &mut Self {
         let n = bytes.len().min(CAPACITY - self.len);
-        if let (Some(dst), Some(src)) = (self.buf.get_mut(self.len..self.len + n), bytes.get(..n))
-        {
+        if let (Some(dst), Some(src)) = (self.buf.get_mut(self.len..self.len + n), bytes.get(..n)) {
             dst.copy_from_slice(src);
             self.len += n;
         }
