@@ -206,8 +206,8 @@ impl<'a> Reader<'a> {
 
 /// On bare-metal targets flash is scarce and inputs are small: the word-at-a-time checks
 /// of text, which only speed up what a byte loop or the standard UTF-8 check does, are
-/// left out of the build there.
-const SMALL_CODE: bool = cfg!(target_os = "none");
+/// left out of the build there (and under `--cfg execnet_small_code`, as in tape.rs).
+const SMALL_CODE: bool = cfg!(any(target_os = "none", execnet_small_code));
 
 /// Whether at most 16 bytes are all ASCII, two words at a time.
 #[cfg_attr(not(target_os = "none"), inline(always))]

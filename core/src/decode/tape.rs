@@ -858,8 +858,10 @@ static IN_PLACE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsi
 
 /// On bare-metal targets flash is scarce and inputs are small: the fast paths for runs of
 /// flat list items and dict entries, and the quick way of moving a tuple's members, which
-/// only speed up what the general path does the same way, are left out of the build there.
-const SMALL_CODE: bool = cfg!(target_os = "none");
+/// only speed up what the general path does the same way, are left out of the build there
+/// (and under `--cfg execnet_small_code`, which builds a host the same way so that the
+/// tests cover what a device runs).
+const SMALL_CODE: bool = cfg!(any(target_os = "none", execnet_small_code));
 
 /// Reorders `v` so that the nodes marked [`CHILD`] come first, each group keeping its
 /// order: bottom-up merging of sorted runs by rotation, O(n log n) without memory.
