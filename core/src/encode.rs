@@ -182,6 +182,8 @@ impl<S: Sink> Encoder<S> {
 
     #[inline]
     fn op_i32(&mut self, code: u8, v: i32) -> Result<(), EncodeError> {
+        // The operand is copied in whole, here and for doubles: an array written byte by
+        // byte takes several times the code on a 32-bit device.
         let mut out = [code; 5];
         if let Some(at) = out.get_mut(1..).and_then(|d| d.first_chunk_mut()) {
             *at = v.to_be_bytes();
@@ -296,7 +298,6 @@ impl<S: Sink> Encoder<S> {
     /// A complex number.
     pub fn complex(&mut self, re: f64, im: f64) -> Result<(), EncodeError> {
         self.item()?;
-        // The doubles are copied in whole, not byte by byte: half the code on a device.
         let mut out = [op::COMPLEX; 17];
         if let Some((re_at, im_at)) = out.get_mut(1..).and_then(|d| d.split_first_chunk_mut()) {
             *re_at = re.to_be_bytes();

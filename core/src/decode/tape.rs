@@ -13,6 +13,11 @@
 //! stack) and the entries of dicts still open on it. The open dicts are chained (each
 //! one's `a` field names the next one below), so that the logical entries near the top are
 //! found in O(1): everything above the innermost open dict's entries is a plain value.
+//!
+//! Size on devices: the hot helpers here and in the reader are forced inline on hosts only
+//! (`cfg_attr(not(target_os = "none"), inline(always))`); on a bare-metal target every
+//! forced copy costs flash and the compiler's own choice is smaller. The paths that only
+//! make a host faster are left out there too (see `SMALL_CODE`).
 
 use crate::decode::reader::{flat_at, index_at, Flat, ListRoom, Reader};
 use crate::error::{DecodeError, DecodeErrorKind as K};

@@ -140,8 +140,11 @@ struct QueueSink<'q, O> {
 }
 
 enum Target<'q, O> {
+    /// The output queue.
     Queue(&'q mut O),
+    /// Nowhere: measuring a frame.
     Count,
+    /// The host's transport ([`Engine::send_to`]).
     Transport(&'q mut dyn FnMut(&[u8]) -> Result<(), EncodeError>),
 }
 
@@ -982,8 +985,8 @@ where
             return Ok(None);
         }
         let max = self.reader_capacity();
-        // One conversion of the event into the `Option`, not one per kind of message: an
-        // event is large, and each would copy it field by field.
+        // One conversion of the event into the `Option`, not one per kind of message: each
+        // rebuilds the event field by field.
         let event = match self.reader.next_frame()? {
             None => return Ok(None),
             Some(Incoming::Frame(f)) => self.engine.handle_frame(&f),
