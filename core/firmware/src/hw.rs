@@ -309,10 +309,11 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
 // ---- memory routines ------------------------------------------------------------------
 //
 // compiler-builtins' memcpy and memmove are unrolled for speed and take 2.3 KB of flash
-// (its memcmp, word at a time, 116 bytes); these byte loops take a tenth of that. Speed does not matter here: they move a few
-// hundred bytes per frame, while the UART takes microseconds per byte. Volatile accesses
-// keep LLVM from recognizing a loop as a copy and calling these very functions from it.
-// compiler-builtins defines its versions as weak symbols, so these take their place.
+// (its memcmp, a word at a time, 116 bytes); these byte loops take a tenth of that. Speed
+// does not matter here: they move or compare a few hundred bytes per frame, while the
+// UART takes microseconds per byte. Volatile accesses keep LLVM from recognizing a loop
+// as a copy and calling these very functions from it. compiler-builtins defines its
+// versions as weak symbols, so these take their place.
 
 /// Copies `n` bytes from `src` to `dst`, lowest address first.
 ///
