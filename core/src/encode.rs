@@ -63,12 +63,6 @@ pub struct Encoder<S> {
     written: usize,
 }
 
-fn len32(n: usize) -> Result<[u8; 4], EncodeError> {
-    i32::try_from(n)
-        .map(i32::to_be_bytes)
-        .map_err(|_| EncodeError::TooLong(n))
-}
-
 /// Formats an integer as decimal into `buf`, returning the text.
 ///
 /// Each digit is the remainder of a long division of the magnitude's bytes by 10, which
@@ -112,6 +106,7 @@ impl<S: Sink> Encoder<S> {
     }
 
     /// A builder writing into `sink`, checking `limits`.
+    #[cfg_attr(target_os = "none", inline(never))]
     pub fn with_limits(sink: S, limits: &Limits) -> Self {
         Encoder {
             sink,
@@ -181,14 +176,19 @@ impl<S: Sink> Encoder<S> {
 
     #[inline]
     fn op_len(&mut self, code: u8, n: usize) -> Result<(), EncodeError> {
-        let [a, b, c, d] = len32(n)?;
-        self.put_all(&[code, a, b, c, d])
+        let n = i32::try_from(n).map_err(|_| EncodeError::TooLong(n))?;
+        self.op_i32(code, n)
     }
 
     #[inline]
     fn op_i32(&mut self, code: u8, v: i32) -> Result<(), EncodeError> {
-        let [a, b, c, d] = v.to_be_bytes();
-        self.put_all(&[code, a, b, c, d])
+        // The operand is copied in whole, here and for doubles: an array written byte by
+        // byte takes several times the code on a 32-bit device.
+        let mut out = [code; 5];
+        if let Some(at) = out.get_mut(1..).and_then(|d| d.first_chunk_mut()) {
+            *at = v.to_be_bytes();
+        }
+        self.put_all(&out)
     }
 
     fn blob(&mut self, code: u8, bytes: &[u8]) -> Result<(), EncodeError> {
@@ -288,16 +288,24 @@ impl<S: Sink> Encoder<S> {
     /// A float, bit for bit.
     pub fn float(&mut self, f: f64) -> Result<(), EncodeError> {
         self.item()?;
-        let [a, b, c, d, e, g, h, i] = f.to_bits().to_be_bytes();
-        self.put_all(&[op::FLOAT, a, b, c, d, e, g, h, i])
+        let mut out = [op::FLOAT; 9];
+        if let Some(at) = out.get_mut(1..).and_then(|d| d.first_chunk_mut()) {
+            *at = f.to_be_bytes();
+        }
+        self.put_all(&out)
     }
 
     /// A complex number.
     pub fn complex(&mut self, re: f64, im: f64) -> Result<(), EncodeError> {
         self.item()?;
-        let [a, b, c, d, e, f, g, h] = re.to_bits().to_be_bytes();
-        let [i, j, k, l, m, n, o, p] = im.to_bits().to_be_bytes();
-        self.put_all(&[op::COMPLEX, a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p])
+        let mut out = [op::COMPLEX; 17];
+        if let Some((re_at, im_at)) = out.get_mut(1..).and_then(|d| d.split_first_chunk_mut()) {
+            *re_at = re.to_be_bytes();
+            if let Some(im_at) = im_at.first_chunk_mut() {
+                *im_at = im.to_be_bytes();
+            }
+        }
+        self.put_all(&out)
     }
 
     /// `bytes`.
@@ -418,20 +426,23 @@ impl<S: Sink> Encoder<S> {
 
     /// `BUILDTUPLE n`, after the n items.
     pub fn build_tuple(&mut self, n: usize) -> Result<(), EncodeError> {
-        self.item()?;
-        self.op_len(op::BUILDTUPLE, n)
+        self.build(op::BUILDTUPLE, n)
     }
 
     /// `SET n`, after the n members.
     pub fn build_set(&mut self, n: usize) -> Result<(), EncodeError> {
-        self.item()?;
-        self.op_len(op::SET, n)
+        self.build(op::SET, n)
     }
 
     /// `FROZENSET n`, after the n members.
     pub fn build_frozenset(&mut self, n: usize) -> Result<(), EncodeError> {
+        self.build(op::FROZENSET, n)
+    }
+
+    /// One of the three opcodes that gather the top n values.
+    fn build(&mut self, code: u8, n: usize) -> Result<(), EncodeError> {
         self.item()?;
-        self.op_len(op::FROZENSET, n)
+        self.op_len(code, n)
     }
 
     /// `STOP`.
@@ -498,9 +509,9 @@ impl Encode for ValueRef<'_, '_> {
                 e.leave();
                 match self {
                     ValueRef::List(_) => Ok(()),
-                    ValueRef::Tuple(_) => e.build_tuple(items.len()),
-                    ValueRef::Set(_) => e.build_set(items.len()),
-                    _ => e.build_frozenset(items.len()),
+                    ValueRef::Tuple(_) => e.build(op::BUILDTUPLE, items.len()),
+                    ValueRef::Set(_) => e.build(op::SET, items.len()),
+                    _ => e.build(op::FROZENSET, items.len()),
                 }
             }
             ValueRef::Dict(map) => {

@@ -293,20 +293,20 @@ pub enum ValueRef<'a, 's> {
 }
 
 /// The bytes at `[at, at + len)`, or nothing (never for nodes the decoder wrote).
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
 pub(crate) fn slice(input: &[u8], at: u32, len: u32) -> &[u8] {
     let at = at as usize;
     input.get(at..at + len as usize).unwrap_or(&[])
 }
 
 /// Text the decoder validated; checked again here, as no `unsafe` may skip it.
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
 pub(crate) fn text(input: &[u8], at: u32, len: u32) -> &str {
     core::str::from_utf8(slice(input, at, len)).unwrap_or("")
 }
 
 /// The 8-byte big-endian double at `at`.
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
 pub(crate) fn f64_at(input: &[u8], at: u32) -> f64 {
     match *slice(input, at, 8) {
         [a, b, c, d, e, f, g, h] => f64::from_be_bytes([a, b, c, d, e, f, g, h]),
@@ -315,7 +315,9 @@ pub(crate) fn f64_at(input: &[u8], at: u32) -> f64 {
 }
 
 impl<'a, 's> ValueRef<'a, 's> {
-    #[inline]
+    // One copy on a device: inlined into every crate that iterates, it would be compiled
+    // once per crate.
+    #[cfg_attr(not(target_os = "none"), inline)]
     pub(crate) fn from_node(input: &'a [u8], nodes: &'s [Node], node: &Node) -> Self {
         let seq = |n: &Node| Seq {
             input,

@@ -649,12 +649,15 @@ fn firmware_fits_its_budget() {
 
     let ram = statics + stack;
     eprintln!(
-        "flash {flash} bytes (vector table {}, text {}, rodata {}, data {}) of {FLASH_BUDGET}; \
-         RAM {ram} bytes (static {statics}, stack high-water mark {stack}) of {RAM_BUDGET}",
+        "flash {flash} bytes (vector table {}, text {}, rodata {}, data {}) of {FLASH_BUDGET}, \
+         {} free; RAM {ram} bytes (static {statics}, stack high-water mark {stack}) of \
+         {RAM_BUDGET}, {} free",
         size(".vector_table"),
         size(".text"),
         size(".rodata"),
         size(".data"),
+        FLASH_BUDGET.saturating_sub(flash),
+        RAM_BUDGET.saturating_sub(ram),
     );
     assert!(flash <= FLASH_BUDGET, "flash {flash} > {FLASH_BUDGET}");
     assert!(ram <= RAM_BUDGET, "RAM {ram} > {RAM_BUDGET}");

@@ -31,6 +31,9 @@ enum Num<'a> {
     Complex(f64, f64),
 }
 
+/// Room for the digits of an `i32`.
+type IntDigits = [u8; 10];
+
 impl<'a> Num<'a> {
     fn of(v: &ValueRef<'a, '_>) -> Option<Num<'a>> {
         Some(match *v {
@@ -43,27 +46,77 @@ impl<'a> Num<'a> {
         })
     }
 
-    /// As a float, rounded to nearest (ties to even) as Python's `float(int)` rounds; ints
-    /// of more than 18 digits are beyond what this device converts.
-    fn real(self) -> Result<f64, Failure<'static>> {
-        match self {
-            Num::Int(i) => Ok(f64::from(i)),
-            Num::Float(f) => Ok(f),
-            Num::Big(t) => {
-                let d = Decimal::parse(t).map_err(|_| Failure::IntTooLargeForFloat)?;
-                let digits = d.digits();
-                if digits.len() > 18 {
-                    return Err(Failure::IntTooLargeForFloat);
+    /// An int's sign and decimal digits, without leading zeros (zero has none): the text
+    /// of a `Big` as it came (validated `[+-]?[0-9]+`), an `Int` written into `buf`. Ints
+    /// of more than [`MAX_DIGITS`] digits are beyond what this device adds.
+    fn digits<'b>(self, buf: &'b mut IntDigits) -> Result<(bool, &'b [u8]), Failure<'static>>
+    where
+        'a: 'b,
+    {
+        let (negative, digits) = match self {
+            Num::Big(t) => match t.as_bytes() {
+                [b'-', rest @ ..] => (true, rest),
+                [b'+', rest @ ..] => (false, rest),
+                all => (false, all),
+            },
+            Num::Int(i) => {
+                let mut m = i.unsigned_abs();
+                let mut at = buf.len();
+                while m > 0 && at > 0 {
+                    at -= 1;
+                    if let Some(d) = buf.get_mut(at) {
+                        *d = b'0' + (m % 10) as u8;
+                    }
+                    m /= 10;
                 }
-                let m = digits
-                    .iter()
-                    .fold(0i64, |m, c| m * 10 + i64::from(c - b'0'));
-                Ok((if d.negative { -m } else { m }) as f64)
+                (i < 0, buf.get(at..).unwrap_or(&[]))
             }
-            // Not reached: `add` pairs complex numbers before it asks for a real.
-            Num::Complex(..) => Err(Failure::IntTooLargeForFloat),
+            // Not reached: only ints are added or converted as digits.
+            Num::Float(_) | Num::Complex(..) => (false, &[][..]),
+        };
+        let start = digits
+            .iter()
+            .position(|&c| c != b'0')
+            .unwrap_or(digits.len());
+        let digits = digits.get(start..).unwrap_or(&[]);
+        if digits.len() > MAX_DIGITS {
+            return Err(Failure::IntTooLong);
+        }
+        Ok((negative, digits))
+    }
+
+    /// As a float, rounded to nearest (ties to even) as Python's `float(int)` rounds; ints
+    /// of more than 18 digits are beyond what this device converts. Ints go through their
+    /// digits, so that one conversion (from 64 bits) serves both kinds.
+    fn real(self) -> Result<f64, Failure<'static>> {
+        if let Num::Float(f) = self {
+            return Ok(f);
+        }
+        let mut buf = IntDigits::default();
+        let (negative, digits) = self
+            .digits(&mut buf)
+            .map_err(|_| Failure::IntTooLargeForFloat)?;
+        if digits.len() > 18 {
+            return Err(Failure::IntTooLargeForFloat);
+        }
+        let m = value_of(digits);
+        Ok((if negative { -m } else { m }) as f64)
+    }
+
+    /// As a complex number: a real one `x` is `complex(x, 0.0)`.
+    fn complex(self) -> Result<(f64, f64), Failure<'static>> {
+        match self {
+            Num::Complex(r, i) => Ok((r, i)),
+            real => Ok((real.real()?, 0.0)),
         }
     }
+}
+
+/// The value of at most 18 decimal digits.
+fn value_of(digits: &[u8]) -> i64 {
+    digits
+        .iter()
+        .fold(0i64, |m, c| m * 10 + i64::from(c - b'0'))
 }
 
 /// The result of `add`, ready to be sent.
@@ -97,106 +150,30 @@ pub fn add(a: &ValueRef<'_, '_>, b: &ValueRef<'_, '_>) -> Result<Sum, Failure<'s
         return Err(Failure::Operands(a.type_name(), b.type_name()));
     };
     Ok(match (x, y) {
-        (Num::Int(i), Num::Int(j)) => match i.checked_add(j) {
-            Some(s) => Sum::Int(s),
-            None => add_decimal(&Decimal::of_i32(i), &Decimal::of_i32(j))?,
-        },
-        (Num::Int(_) | Num::Big(_), Num::Int(_) | Num::Big(_)) => {
-            add_decimal(&Decimal::of(x)?, &Decimal::of(y)?)?
+        (Num::Complex(..), _) | (_, Num::Complex(..)) => {
+            let ((r, i), (s, j)) = (x.complex()?, y.complex()?);
+            Sum::Complex(r + s, i + j)
         }
-        (Num::Complex(r, i), Num::Complex(s, j)) => Sum::Complex(r + s, i + j),
-        (Num::Complex(r, i), real) => Sum::Complex(r + real.real()?, i + 0.0),
-        (real, Num::Complex(s, j)) => Sum::Complex(real.real()? + s, 0.0 + j),
-        (x, y) => Sum::Float(x.real()? + y.real()?),
+        (Num::Float(_), _) | (_, Num::Float(_)) => Sum::Float(x.real()? + y.real()?),
+        // Two ints, of any size: sums that fit 32 bits come back as `Sum::Int`.
+        _ => add_ints(x, y)?,
     })
 }
 
-/// An int as text: a sign and decimal digits, right-aligned in a fixed buffer.
+/// An int as text (a sign and decimal digits), right-aligned in a fixed buffer.
 pub struct Decimal {
-    negative: bool,
     buf: [u8; SUM_LEN],
-    /// Digits at the end of `buf` (no leading zeros; zero has none).
-    len: usize,
+    /// Where the text starts in `buf`.
+    start: usize,
 }
 
 impl Decimal {
-    const fn zero() -> Decimal {
-        Decimal {
-            negative: false,
-            buf: [0; SUM_LEN],
-            len: 0,
-        }
-    }
-
-    fn digits(&self) -> &[u8] {
-        self.buf.get(SUM_LEN - self.len..).unwrap_or(&[])
-    }
-
-    /// Puts `c` before the characters so far.
-    fn prepend(&mut self, c: u8) -> Result<(), Failure<'static>> {
-        self.len += 1;
-        let slot = SUM_LEN
-            .checked_sub(self.len)
-            .and_then(|i| self.buf.get_mut(i));
-        match slot {
-            Some(s) => {
-                *s = c;
-                Ok(())
-            }
-            // Not reached: operands have at most MAX_DIGITS digits.
-            None => Err(Failure::IntTooLong),
-        }
-    }
-
-    fn of_i32(v: i32) -> Decimal {
-        let mut d = Decimal::zero();
-        d.negative = v < 0;
-        let mut m = v.unsigned_abs();
-        while m > 0 {
-            // Ten digits always fit.
-            let _ = d.prepend(b'0' + (m % 10) as u8);
-            m /= 10;
-        }
-        d
-    }
-
-    /// Reads validated int text (`[+-]?[0-9]+`, as the decoder checked it), of at most
-    /// [`MAX_DIGITS`] digits.
-    fn parse(t: &str) -> Result<Decimal, Failure<'static>> {
-        let (negative, digits) = match t.as_bytes() {
-            [b'-', rest @ ..] => (true, rest),
-            [b'+', rest @ ..] => (false, rest),
-            all => (false, all),
-        };
-        let start = digits
-            .iter()
-            .position(|&c| c != b'0')
-            .unwrap_or(digits.len());
-        let digits = digits.get(start..).unwrap_or(&[]);
-        if digits.len() > MAX_DIGITS {
-            return Err(Failure::IntTooLong);
-        }
-        let mut d = Decimal::zero();
-        d.negative = negative;
-        d.len = digits.len();
-        if let Some(dst) = d.buf.get_mut(SUM_LEN - d.len..) {
-            dst.copy_from_slice(digits);
-        }
-        Ok(d)
-    }
-
-    fn of(n: Num<'_>) -> Result<Decimal, Failure<'static>> {
-        match n {
-            Num::Big(t) => Decimal::parse(t),
-            Num::Int(i) => Ok(Decimal::of_i32(i)),
-            // Not reached: only ints are added as decimals.
-            Num::Float(_) | Num::Complex(..) => Ok(Decimal::zero()),
-        }
-    }
-
-    /// The text, sign included (after [`add_decimal`] put it there).
+    /// The text.
     fn as_str(&self) -> &str {
-        core::str::from_utf8(self.digits()).unwrap_or("0")
+        self.buf
+            .get(self.start..)
+            .and_then(|t| core::str::from_utf8(t).ok())
+            .unwrap_or("0")
     }
 }
 
@@ -205,26 +182,36 @@ fn smaller(a: &[u8], b: &[u8]) -> bool {
     a.len() < b.len() || (a.len() == b.len() && a < b)
 }
 
-/// `a + b` on decimal digits, schoolbook style, from the last digit up.
-fn add_decimal(a: &Decimal, b: &Decimal) -> Result<Sum, Failure<'static>> {
-    let (x, y) = (a.digits(), b.digits());
+/// The digit `k` places from the right of `s` (0 beyond its start).
+fn digit(s: &[u8], k: usize) -> i8 {
+    s.len()
+        .checked_sub(k + 1)
+        .and_then(|i| s.get(i))
+        .map_or(0, |c| (c - b'0') as i8)
+}
+
+/// `x + y` for two ints, on their decimal digits, schoolbook style, from the last digit
+/// up.
+fn add_ints(x: Num<'_>, y: Num<'_>) -> Result<Sum, Failure<'static>> {
+    let (mut xbuf, mut ybuf) = (IntDigits::default(), IntDigits::default());
+    let (xneg, xd) = x.digits(&mut xbuf)?;
+    let (yneg, yd) = y.digits(&mut ybuf)?;
     // Same signs add magnitudes; different signs subtract the smaller from the larger
     // and take the larger's sign.
-    let (big, small, negative, subtract) = if a.negative == b.negative {
-        (x, y, a.negative, false)
-    } else if smaller(x, y) {
-        (y, x, b.negative, true)
+    let (big, small, negative, subtract) = if xneg == yneg {
+        (xd, yd, xneg, false)
+    } else if smaller(xd, yd) {
+        (yd, xd, yneg, true)
     } else {
-        (x, y, a.negative, true)
+        (xd, yd, xneg, true)
     };
-    let digit = |s: &[u8], k: usize| -> i8 {
-        s.len()
-            .checked_sub(k + 1)
-            .and_then(|i| s.get(i))
-            .map_or(0, |c| (c - b'0') as i8)
+    let mut sum = Decimal {
+        buf: [0; SUM_LEN],
+        start: SUM_LEN,
     };
-    let mut sum = Decimal::zero();
     let mut carry = 0i8;
+    // One digit more than the larger operand has, for the carry; at most MAX_DIGITS + 1,
+    // which leaves a place for the sign.
     for k in 0..=big.len() {
         let mut d = if subtract {
             digit(big, k) - digit(small, k) - carry
@@ -239,24 +226,28 @@ fn add_decimal(a: &Decimal, b: &Decimal) -> Result<Sum, Failure<'static>> {
             d -= 10;
             carry = 1;
         }
-        sum.prepend(b'0' + d as u8)?;
+        sum.start -= 1;
+        if let Some(slot) = sum.buf.get_mut(sum.start) {
+            *slot = b'0' + d as u8;
+        }
     }
-    while sum.digits().first() == Some(&b'0') {
-        sum.len -= 1;
+    while sum.start < SUM_LEN && sum.buf.get(sum.start) == Some(&b'0') {
+        sum.start += 1;
     }
     // A sum of large ints of opposite signs can be small: the reference writes it as a
     // 32-bit INT then, and so does this device.
-    if sum.len <= 10 {
-        let m = sum
-            .digits()
-            .iter()
-            .fold(0i64, |m, c| m * 10 + i64::from(c - b'0'));
+    let digits = sum.buf.get(sum.start..).unwrap_or(&[]);
+    if digits.len() <= 10 {
+        let m = value_of(digits);
         if let Ok(v) = i32::try_from(if negative { -m } else { m }) {
             return Ok(Sum::Int(v));
         }
     }
     if negative {
-        sum.prepend(b'-')?;
+        sum.start -= 1;
+        if let Some(slot) = sum.buf.get_mut(sum.start) {
+            *slot = b'-';
+        }
     }
     Ok(Sum::Big(sum))
 }

@@ -16,7 +16,7 @@
 
 use execnet_core::decode;
 use execnet_core::encode::{Encode, Encoder};
-use execnet_core::engine::{ExecRequest, SendError};
+use execnet_core::engine::ExecRequest;
 use execnet_core::sink::Sink;
 use execnet_core::value::Map;
 use execnet_core::{DecodeError, DecodeErrorKind, EncodeError, Node, ValueRef};
@@ -223,25 +223,17 @@ fn decode_failure(e: DecodeError) -> Failure<'static> {
     }
 }
 
-/// The UART as an encoder's sink, in two passes: one that only counts (a frame's header
-/// carries its length) and one that writes. One sink type for both, so that the encoder
-/// is compiled once.
-struct UartSink<'u> {
-    uart: &'u mut Uart,
-    write: bool,
-    count: usize,
-}
+/// The UART as the transport an encoder writes to.
+struct UartSink<'u>(&'u mut Uart);
 
 impl Sink for UartSink<'_> {
     type Output = ();
     fn try_push(&mut self, byte: u8) -> Result<(), EncodeError> {
-        self.try_extend(&[byte])
+        self.0.write(&[byte]);
+        Ok(())
     }
     fn try_extend(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        if self.write {
-            self.uart.write(bytes);
-        }
-        self.count += bytes.len();
+        self.0.write(bytes);
         Ok(())
     }
     fn finalize(self) -> Result<(), EncodeError> {
@@ -249,46 +241,25 @@ impl Sink for UartSink<'_> {
     }
 }
 
-fn encode_reply(sink: &mut UartSink<'_>, reply: &Reply<'_, '_>) -> Result<(), EncodeError> {
-    let mut e = Encoder::new(sink);
-    reply.encode(&mut e)?;
-    e.stop()
-}
-
-/// Sends `reply` on `channel`, encoded straight to the UART behind its header.
+/// Sends `reply` on `channel`, encoded straight to the UART behind its header (the engine
+/// encodes it once to measure, then once to write).
 ///
 /// No reply passes through the output queue: a UART write returns when the byte is out,
 /// so a queue would add a copy and nothing else, and one path for every reply keeps the
 /// encoder compiled once. The queue holds what the engine writes itself (closes, the
-/// STATUS answer, refusals), and is emptied before the header goes in.
+/// STATUS answer, refusals), and goes out before the header.
 fn send(
     engine: &mut Engine,
     uart: &mut Uart,
     channel: i32,
     reply: &Reply<'_, '_>,
 ) -> Result<(), Failure<'static>> {
-    let mut sink = UartSink {
-        uart,
-        write: false,
-        count: 0,
-    };
-    let sent = encode_reply(&mut sink, reply)
-        .map_err(SendError::Encode)
-        .and_then(|()| {
-            crate::serve::flush(engine, sink.uart);
-            engine.send_header(channel, sink.count)
+    engine
+        .send_to(&mut UartSink(uart), channel, reply)
+        .map_err(|_| {
+            defmt::error!("channel {}: cannot send the reply", channel);
+            Failure::CannotSend
         })
-        .map(|()| {
-            crate::serve::flush(engine, sink.uart);
-            sink.write = true;
-            sink.count = 0;
-            // The same value, encoded the same way: it cannot fail where the count did not.
-            let _ = encode_reply(&mut sink, reply);
-        });
-    sent.map_err(|_| {
-        defmt::error!("channel {}: cannot send the reply", channel);
-        Failure::CannotSend
-    })
 }
 
 /// Serves a CHANNEL_EXEC: decodes the request, calls the function it names.
@@ -312,9 +283,11 @@ pub fn exec<'a>(
             "add" => {
                 let mut ab = [None; 2];
                 bind(name, &["a", "b"], kwargs, &mut ab)?;
-                // `bind` filled both slots or failed.
-                let [a, b] = ab.map(|v| v.unwrap_or(ValueRef::None));
-                Reply::Sum(crate::arith::add(&a, &b)?)
+                match &ab {
+                    [Some(a), Some(b)] => Reply::Sum(crate::arith::add(a, b)?),
+                    // Not reached: `bind` filled both slots or failed.
+                    _ => return Err(Failure::Missing(name, 0b11)),
+                }
             }
             "info" => {
                 bind(name, &[], kwargs, &mut [])?;
@@ -363,19 +336,22 @@ fn bind<'a, 's>(
     kwargs: Option<Map<'a, 's>>,
     bound: &mut [Option<ValueRef<'a, 's>>],
 ) -> Result<(), Failure<'a>> {
-    for (key, value) in kwargs.iter().flat_map(|m| m.iter()) {
-        let key = key.as_str().ok_or(Failure::KeywordNotStr(function))?;
-        let slot = params
-            .iter()
-            .position(|p| *p == key)
-            .and_then(|i| bound.get_mut(i));
-        *slot.ok_or(Failure::UnexpectedKeyword(function, key))? = Some(value);
+    if let Some(kwargs) = kwargs {
+        for (key, value) in kwargs.iter() {
+            let key = key.as_str().ok_or(Failure::KeywordNotStr(function))?;
+            let slot = params
+                .iter()
+                .position(|p| *p == key)
+                .and_then(|i| bound.get_mut(i));
+            *slot.ok_or(Failure::UnexpectedKeyword(function, key))? = Some(value);
+        }
     }
-    let missing = bound
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| b.is_none())
-        .fold(0u8, |m, (i, _)| m | 1 << i);
+    let mut missing = 0u8;
+    for (i, b) in bound.iter().enumerate() {
+        if b.is_none() {
+            missing |= 1 << i;
+        }
+    }
     if missing != 0 {
         return Err(Failure::Missing(function, missing));
     }

@@ -29,8 +29,15 @@ impl Text {
         while !s.is_char_boundary(n) {
             n -= 1;
         }
-        if let (Some(dst), Some(src)) = (self.buf.get_mut(self.len..self.len + n), s.get(..n)) {
-            dst.copy_from_slice(src.as_bytes());
+        self.ascii(s.as_bytes().get(..n).unwrap_or(&[]))
+    }
+
+    /// Appends `bytes`, as many as fit: ASCII, or text already cut to fit at a character
+    /// boundary, so that the buffer always holds whole characters.
+    fn ascii(&mut self, bytes: &[u8]) -> &mut Self {
+        let n = bytes.len().min(CAPACITY - self.len);
+        if let (Some(dst), Some(src)) = (self.buf.get_mut(self.len..self.len + n), bytes.get(..n)) {
+            dst.copy_from_slice(src);
             self.len += n;
         }
         self
@@ -51,8 +58,7 @@ impl Text {
                 break;
             }
         }
-        let digits = digits.get(at..).unwrap_or(&[]);
-        self.s(core::str::from_utf8(digits).unwrap_or("?"))
+        self.ascii(digits.get(at..).unwrap_or(&[]))
     }
 
     /// The text.

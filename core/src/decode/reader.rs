@@ -25,7 +25,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next opcode, or `None` at the end of the input.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn next_op(&mut self) -> Option<u8> {
         let code = *self.input.get(self.pos)?;
         self.at = self.pos;
@@ -58,7 +58,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A signed 32-bit big-endian operand.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn int4(&mut self) -> Result<i32, DecodeError> {
         match self.input.get(self.pos..self.pos + 4) {
             Some(&[a, b, c, d]) => {
@@ -70,7 +70,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length or count operand, which must not be negative.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn count(&mut self) -> Result<usize, DecodeError> {
         let n = self.int4()?;
         if n < 0 {
@@ -80,7 +80,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Eight bytes, returned as the offset where they start.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn skip8(&mut self) -> Result<usize, DecodeError> {
         let at = self.pos;
         if self.input.len().saturating_sub(at) < 8 {
@@ -91,7 +91,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A big-endian double.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn f64(&mut self) -> Result<f64, DecodeError> {
         match self.input.get(self.pos..self.pos + 8) {
             Some(&[a, b, c, d, e, f, g, h]) => {
@@ -104,7 +104,7 @@ impl<'a> Reader<'a> {
 
     /// A length-prefixed payload: its offset and length, checked against the input and
     /// `max_bytes`.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn blob(&mut self, limits: &Limits) -> Result<(usize, usize), DecodeError> {
         let len = self.count()?;
         let available = self.input.len() - self.pos;
@@ -123,13 +123,13 @@ impl<'a> Reader<'a> {
     }
 
     /// The payload bytes of a blob read by [`blob`](Self::blob).
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn bytes(&self, at: usize, len: usize) -> &'a [u8] {
         self.input.get(at..at + len).unwrap_or(&[])
     }
 
     /// A UTF-8 payload (`PY3STRING`, `UNICODE`): its offset and length.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn text(&mut self, limits: &Limits) -> Result<(usize, usize), DecodeError> {
         let (at, len) = self.blob(limits)?;
         self.check_utf8(self.bytes(at, len))?;
@@ -138,7 +138,7 @@ impl<'a> Reader<'a> {
 
     /// A UTF-8 payload (`PY3STRING`, `UNICODE`) as an owned `String`.
     #[cfg(feature = "alloc")]
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn string(&mut self, limits: &Limits) -> Result<alloc::string::String, DecodeError> {
         let (at, len) = self.blob(limits)?;
         self.utf8(self.bytes(at, len))
@@ -146,11 +146,11 @@ impl<'a> Reader<'a> {
     }
 
     /// Checks that `bytes` are UTF-8, where the text itself is not needed.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn check_utf8(&self, bytes: &[u8]) -> Result<(), DecodeError> {
         // Short ASCII strings, the usual dict key or word, skip the general validator's
         // setup.
-        if bytes.len() <= 16 && short_ascii(bytes) {
+        if !SMALL_CODE && bytes.len() <= 16 && short_ascii(bytes) {
             return Ok(());
         }
         match core::str::from_utf8(bytes) {
@@ -162,7 +162,7 @@ impl<'a> Reader<'a> {
     }
 
     #[cfg(feature = "alloc")]
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn utf8(&self, bytes: &'a [u8]) -> Result<&'a str, DecodeError> {
         match core::str::from_utf8(bytes) {
             Ok(s) => Ok(s),
@@ -195,7 +195,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The signed 32-bit operand at `pos` (for re-reading a list's announced count).
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn i32_at(&self, pos: usize) -> i32 {
         match self.input.get(pos..pos + 4) {
             Some(&[a, b, c, d]) => i32::from_be_bytes([a, b, c, d]),
@@ -204,8 +204,13 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// On bare-metal targets flash is scarce and inputs are small: the word-at-a-time checks
+/// of text, which only speed up what a byte loop or the standard UTF-8 check does, are
+/// left out of the build there (and under `--cfg execnet_small_code`, as in tape.rs).
+const SMALL_CODE: bool = cfg!(any(target_os = "none", execnet_small_code));
+
 /// Whether at most 16 bytes are all ASCII, two words at a time.
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
 fn short_ascii(bytes: &[u8]) -> bool {
     let mut w = [0u8; 16];
     if let Some(dst) = w.get_mut(..bytes.len()) {
@@ -215,8 +220,11 @@ fn short_ascii(bytes: &[u8]) -> bool {
 }
 
 /// Whether every byte is an ASCII digit, eight at a time.
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
 pub(crate) fn all_digits(bytes: &[u8]) -> bool {
+    if SMALL_CODE {
+        return bytes.iter().all(u8::is_ascii_digit);
+    }
     const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
     const ZEROS: u64 = 0x3030_3030_3030_3030;
     const SIX: u64 = 0x0606_0606_0606_0606;
@@ -248,7 +256,7 @@ const FLAT_MAX: usize = 32;
 
 /// Looks at the input from `pos` for a flat item (only at shapes: the operands are read
 /// and checked when the item is taken).
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
 pub(crate) fn flat_at(input: &[u8], mut pos: usize) -> Option<Flat> {
     use crate::opcode as op;
     let mut k = 0;
@@ -284,7 +292,7 @@ pub(crate) fn flat_at(input: &[u8], mut pos: usize) -> Option<Flat> {
 }
 
 /// Whether the input holds `INT i` at `pos` (a list item's index).
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
 pub(crate) fn index_at(input: &[u8], pos: usize, i: usize) -> bool {
     match input.get(pos..pos + 5) {
         Some(&[crate::opcode::INT, a, b, c, d]) => {
@@ -309,7 +317,7 @@ pub(crate) struct ListRoom {
 
 impl ListRoom {
     /// Checks `NEWLIST n` and reserves its slots.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn reserve(
         &mut self,
         r: &Reader<'_>,
@@ -328,14 +336,14 @@ impl ListRoom {
     }
 
     /// An item's index arrived.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn begin(&mut self) {
         self.unstarted = self.unstarted.saturating_sub(1);
         self.started += 1;
     }
 
     /// An item was set.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     pub(crate) fn end(&mut self) {
         self.started = self.started.saturating_sub(1);
     }

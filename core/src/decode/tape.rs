@@ -13,6 +13,11 @@
 //! stack) and the entries of dicts still open on it. The open dicts are chained (each
 //! one's `a` field names the next one below), so that the logical entries near the top are
 //! found in O(1): everything above the innermost open dict's entries is a plain value.
+//!
+//! Size on devices: the hot helpers here and in the reader are forced inline on hosts only
+//! (`cfg_attr(not(target_os = "none"), inline(always))`); on a bare-metal target every
+//! forced copy costs flash and the compiler's own choice is smaller. The paths that only
+//! make a host faster are left out there too (see `SMALL_CODE`).
 
 use crate::decode::reader::{flat_at, index_at, Flat, ListRoom, Reader};
 use crate::error::{DecodeError, DecodeErrorKind as K};
@@ -39,6 +44,7 @@ pub(crate) fn run(
 ) -> Result<Done, DecodeError> {
     let mut t = Tape {
         r: Reader::new(input, start),
+        error: None,
         s: slots,
         tape: 0,
         depth: 0,
@@ -50,7 +56,10 @@ pub(crate) fn run(
         limits,
         start,
     };
-    let root = t.run()?;
+    let Ok(root) = t.run() else {
+        let at = t.r.pos;
+        return Err(t.error.unwrap_or(DecodeError::new(K::Internal, at, None)));
+    };
     Ok(Done {
         root,
         tape: t.tape,
@@ -60,7 +69,7 @@ pub(crate) fn run(
 
 /// One scalar at the cursor as a node, or `None` (the cursor then somewhere past it) for
 /// anything else or anything wrong: the caller rewinds and lets the general path decide.
-#[inline(always)]
+#[cfg_attr(not(target_os = "none"), inline(always))]
 fn scalar(r: &mut Reader<'_>, limits: &Limits) -> Option<Node> {
     let code = r.next_op()?;
     let at = r.at as u32;
@@ -93,8 +102,39 @@ fn scalar(r: &mut Reader<'_>, limits: &Limits) -> Option<Node> {
     })
 }
 
+/// A decode failed; the error waits in [`Tape::error`]. Failures pass up the decoder's
+/// calls as this flag rather than as a whole [`DecodeError`], which every `?` would copy
+/// (on a device, hundreds of bytes of flash in all).
+struct Failed;
+
+/// What the decoder's steps return.
+type Step<T = ()> = Result<T, Failed>;
+
+/// A reader's result, its error kept in `slot`.
+#[cfg_attr(not(target_os = "none"), inline(always))]
+fn keep<T>(slot: &mut Option<DecodeError>, r: Result<T, DecodeError>) -> Step<T> {
+    r.map_err(|e| store(slot, e))
+}
+
+#[cold]
+#[inline(never)]
+fn store(slot: &mut Option<DecodeError>, e: DecodeError) -> Failed {
+    *slot = Some(e);
+    Failed
+}
+
+/// An error about the opcode being processed, kept in `slot`.
+#[cold]
+#[inline(never)]
+fn failed(slot: &mut Option<DecodeError>, r: &Reader<'_>, kind: K) -> Failed {
+    *slot = Some(r.err(kind));
+    Failed
+}
+
 struct Tape<'a, 's, 'l> {
     r: Reader<'a>,
+    /// Why the decode failed, once it has.
+    error: Option<DecodeError>,
     s: &'s mut [Node],
     /// Nodes on the tape (the front of `s`).
     tape: usize,
@@ -116,7 +156,7 @@ impl Tape<'_, '_, '_> {
     /// A flat item at the cursor (see [`Flat`]), through its `SETITEM`: its node (a
     /// container's members written to the tape) and how many values it counts for, or
     /// `None` (the caller rewinds; nothing it wrote is in use).
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn flat(&mut self) -> Option<(Node, u32)> {
         let start = self.r.pos;
         let first = scalar(&mut self.r, self.limits)?;
@@ -262,47 +302,54 @@ impl Tape<'_, '_, '_> {
 
     /// The slot of stack position `p` (out of range, and so `None` on access, if `p` is
     /// beyond the storage).
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn slot(&self, p: usize) -> usize {
         self.s.len().wrapping_sub(p + 1)
     }
 
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    #[cfg_attr(target_os = "none", inline(never))]
     fn at(&self, p: usize) -> Node {
         self.s.get(self.slot(p)).copied().unwrap_or(Node::EMPTY)
     }
 
-    #[inline(always)]
-    fn at_mut(&mut self, p: usize) -> Result<&mut Node, DecodeError> {
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn at_mut(&mut self, p: usize) -> Step<&mut Node> {
         let i = self.slot(p);
         match self.s.get_mut(i) {
             Some(n) => Ok(n),
-            None => Err(internal(&self.r)),
+            None => Err(failed(&mut self.error, &self.r, K::Internal)),
         }
+    }
+
+    /// Fails with an error about the opcode being processed.
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn fail(&mut self, kind: K) -> Failed {
+        failed(&mut self.error, &self.r, kind)
     }
 
     #[cold]
     #[inline(never)]
-    fn full(&self) -> DecodeError {
+    fn full(&mut self) -> Failed {
         let tail = self.r.input.get(self.start..).unwrap_or(&[]);
         let needed = crate::decode::node_bound(tail).unwrap_or(self.values as usize);
-        self.r.err(K::StorageFull {
+        self.fail(K::StorageFull {
             capacity: self.s.len(),
             needed,
         })
     }
 
     /// Counts one more value and checks its height and a free slot for it.
-    #[inline(always)]
-    fn admit(&mut self, height: u32, extra: usize) -> Result<(), DecodeError> {
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn admit(&mut self, height: u32, extra: usize) -> Step {
         self.values += 1;
         if self.values > self.limits.max_items {
-            return Err(self.r.err(K::TooManyItems {
+            return Err(self.fail(K::TooManyItems {
                 max: self.limits.max_items,
             }));
         }
         if height > self.max_depth {
-            return Err(self.r.err(K::TooDeep {
+            return Err(self.fail(K::TooDeep {
                 max: self.max_depth,
             }));
         }
@@ -313,7 +360,7 @@ impl Tape<'_, '_, '_> {
     }
 
     /// Pushes an admitted node.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn put(&mut self, node: Node) {
         let i = self.slot(self.depth);
         if let Some(slot) = self.s.get_mut(i) {
@@ -322,16 +369,16 @@ impl Tape<'_, '_, '_> {
         self.depth += 1;
     }
 
-    fn run(&mut self) -> Result<usize, DecodeError> {
+    fn run(&mut self) -> Step<usize> {
         let limits = self.limits;
         loop {
             let Some(code) = self.r.next_op() else {
-                return Err(self.r.missing_stop());
+                return Err(store(&mut self.error, self.r.missing_stop()));
             };
             let at = self.r.at as u32;
             let node = match code {
                 op::INT => {
-                    let v = self.r.int4()?;
+                    let v = keep(&mut self.error, self.r.int4())?;
                     if self.take_index(v) {
                         continue;
                     }
@@ -342,11 +389,11 @@ impl Tape<'_, '_, '_> {
                     continue;
                 }
                 op::FLOAT => {
-                    let bits = self.r.f64()?.to_bits();
+                    let bits = keep(&mut self.error, self.r.f64())?.to_bits();
                     Node::new(tag::FLOAT, (bits >> 32) as u32, bits as u32, at)
                 }
                 op::PY3STRING | op::UNICODE => {
-                    let (p, n) = self.r.text(limits)?;
+                    let (p, n) = keep(&mut self.error, self.r.text(limits))?;
                     let t = if code == op::PY3STRING {
                         tag::PY3
                     } else {
@@ -357,9 +404,14 @@ impl Tape<'_, '_, '_> {
                 op::NONE => Node::new(tag::NONE, 0, 0, at),
                 op::TRUE => Node::new(tag::TRUE, 0, 0, at),
                 op::FALSE => Node::new(tag::FALSE, 0, 0, at),
-                op::LONG => Node::new(tag::LONG, self.r.int4()? as u32, 0, at),
+                op::LONG => Node::new(
+                    tag::LONG,
+                    keep(&mut self.error, self.r.int4())? as u32,
+                    0,
+                    at,
+                ),
                 op::LONGINT | op::LONGLONG => {
-                    let (p, n) = self.r.int_text(limits)?;
+                    let (p, n) = keep(&mut self.error, self.r.int_text(limits))?;
                     let t = if code == op::LONGINT {
                         tag::BIG_INT
                     } else {
@@ -368,12 +420,12 @@ impl Tape<'_, '_, '_> {
                     Node::new(t, p as u32, n as u32, at)
                 }
                 op::COMPLEX => {
-                    let p = self.r.skip8()?;
-                    self.r.skip8()?;
+                    let p = keep(&mut self.error, self.r.skip8())?;
+                    keep(&mut self.error, self.r.skip8())?;
                     Node::new(tag::COMPLEX, p as u32, 0, at)
                 }
                 op::BYTES | op::PY2STRING => {
-                    let (p, n) = self.r.blob(limits)?;
+                    let (p, n) = keep(&mut self.error, self.r.blob(limits))?;
                     let t = if code == op::BYTES {
                         tag::BYTES
                     } else {
@@ -381,7 +433,12 @@ impl Tape<'_, '_, '_> {
                     };
                     Node::new(t, p as u32, n as u32, at)
                 }
-                op::CHANNEL => Node::new(tag::CHANNEL, self.r.int4()? as u32, 0, at),
+                op::CHANNEL => Node::new(
+                    tag::CHANNEL,
+                    keep(&mut self.error, self.r.int4())? as u32,
+                    0,
+                    at,
+                ),
                 op::NEWLIST => {
                     self.new_list(at)?;
                     continue;
@@ -409,7 +466,7 @@ impl Tape<'_, '_, '_> {
                     continue;
                 }
                 op::STOP => return self.stop(),
-                other => return Err(self.r.err(K::UnknownOpcode(other))),
+                other => return Err(self.fail(K::UnknownOpcode(other))),
             };
             self.admit(0, 0)?;
             self.put(node);
@@ -417,13 +474,13 @@ impl Tape<'_, '_, '_> {
     }
 
     /// The count a list announced (its `NEWLIST` operand, read again from the input).
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn cap(&self, list: &Node) -> u32 {
         self.r.i32_at(list.offset() + 1) as u32
     }
 
     /// `INT v` right after a list whose next index is `v`: noted on the list, not kept.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn take_index(&mut self, v: i32) -> bool {
         if self.depth == 0 {
             return false;
@@ -442,9 +499,9 @@ impl Tape<'_, '_, '_> {
         true
     }
 
-    fn new_list(&mut self, at: u32) -> Result<(), DecodeError> {
-        let n = self.r.count()?;
-        self.room.reserve(&self.r, n, self.limits)?;
+    fn new_list(&mut self, at: u32) -> Step {
+        let n = keep(&mut self.error, self.r.count())?;
+        keep(&mut self.error, self.room.reserve(&self.r, n, self.limits))?;
         self.admit(1, n)?;
         let mut node = Node::new(tag::LIST, self.tape as u32, 0, at);
         node.set(UNHASHABLE);
@@ -456,12 +513,12 @@ impl Tape<'_, '_, '_> {
     }
 
     /// A list must have all its announced items before it is used.
-    #[inline(always)]
-    fn complete(&self, node: &Node) -> Result<(), DecodeError> {
+    #[cfg_attr(not(target_os = "none"), inline(always))]
+    fn complete(&mut self, node: &Node) -> Step {
         if node.tag() == tag::LIST {
             let cap = self.cap(node);
             if node.b != cap {
-                return Err(self.r.err(K::ListIncomplete {
+                return Err(self.fail(K::ListIncomplete {
                     expected: cap as usize,
                     found: node.b as usize,
                 }));
@@ -471,7 +528,7 @@ impl Tape<'_, '_, '_> {
     }
 
     /// Entries above the innermost open dict's own entries.
-    #[inline(always)]
+    #[cfg_attr(not(target_os = "none"), inline(always))]
     fn free_above_open(&self) -> usize {
         if self.open == NIL {
             return self.depth;
@@ -492,7 +549,7 @@ impl Tape<'_, '_, '_> {
         pos.wrapping_sub(1)
     }
 
-    fn setitem(&mut self) -> Result<(), DecodeError> {
+    fn setitem(&mut self) -> Step {
         // The logical top: the innermost open dict itself when nothing sits above its
         // entries, else the top of the stack.
         let top_is_open = self.open != NIL && self.free_above_open() == 0;
@@ -511,7 +568,7 @@ impl Tape<'_, '_, '_> {
         }
         let logical = self.depth - self.children;
         if logical < 3 {
-            return Err(self.r.err(K::StackUnderflow {
+            return Err(self.fail(K::StackUnderflow {
                 needed: 3,
                 available: logical,
             }));
@@ -520,7 +577,7 @@ impl Tape<'_, '_, '_> {
         let pt = self.below(pk);
         let (value, key, target) = (self.at(pv), self.at(pk), self.at(pt));
         if !matches!(target.tag(), tag::LIST | tag::DICT) || target.has(PENDING) {
-            return Err(self.r.err(K::NotAContainer));
+            return Err(self.fail(K::NotAContainer));
         }
         self.complete(&value)?;
         if target.tag() == tag::LIST {
@@ -528,11 +585,11 @@ impl Tape<'_, '_, '_> {
         }
         self.complete(&key)?;
         if !key.hashable() {
-            return Err(self.r.err(K::Unhashable));
+            return Err(self.fail(K::Unhashable));
         }
         let height = target.height().max(key.height().max(value.height()) + 1);
         if height > self.max_depth {
-            return Err(self.r.err(K::TooDeep {
+            return Err(self.fail(K::TooDeep {
                 max: self.max_depth,
             }));
         }
@@ -551,9 +608,9 @@ impl Tape<'_, '_, '_> {
     /// Why `SETITEM` on a list without a pending index fails: the index is not `INT i`
     /// for the next slot.
     #[cold]
-    fn list_key_error(&self, key: &Node, list: &Node) -> DecodeError {
+    fn list_key_error(&mut self, key: &Node, list: &Node) -> Failed {
         let expected = list.b as usize;
-        self.r.err(match key.tag() {
+        self.fail(match key.tag() {
             tag::INT | tag::LONG => K::ListIndexOutOfOrder {
                 expected,
                 found: i64::from(key.a as i32),
@@ -567,7 +624,7 @@ impl Tape<'_, '_, '_> {
     }
 
     /// The top value becomes the next item of the list below it.
-    fn append(&mut self, top_is_open: bool) -> Result<(), DecodeError> {
+    fn append(&mut self, top_is_open: bool) -> Step {
         if top_is_open {
             self.close_top_dict()?;
         }
@@ -576,14 +633,14 @@ impl Tape<'_, '_, '_> {
         let list = self.at(self.depth - 2);
         let height = list.height().max(value.height() + 1);
         if height > self.max_depth {
-            return Err(self.r.err(K::TooDeep {
+            return Err(self.fail(K::TooDeep {
                 max: self.max_depth,
             }));
         }
         let at = list.a as usize + list.b as usize;
         match self.s.get_mut(at) {
             Some(slot) if at < self.tape => *slot = value,
-            _ => return Err(internal(&self.r)),
+            _ => return Err(self.fail(K::Internal)),
         }
         self.depth -= 1;
         let l = self.at_mut(self.depth - 1)?;
@@ -597,16 +654,16 @@ impl Tape<'_, '_, '_> {
 
     /// Moves the top `n` stack slots, which start at slot `from`, to the tape in push
     /// order.
-    fn move_top(&mut self, from: usize, n: usize) -> Result<(), DecodeError> {
+    fn move_top(&mut self, from: usize, n: usize) -> Step {
         let (to, len) = (self.tape, self.s.len());
         if from + n > len || to + n > from + n {
-            return Err(internal(&self.r));
+            return Err(self.fail(K::Internal));
         }
-        if to + n <= from {
-            // Apart: one pass, reversing as it copies.
+        if !SMALL_CODE && to + n <= from {
+            // Apart: one pass, reversing as it copies (the other way works in every case).
             let (tape, stack) = self.s.split_at_mut(from);
             let (Some(dst), Some(src)) = (tape.get_mut(to..to + n), stack.get(..n)) else {
-                return Err(internal(&self.r));
+                return Err(self.fail(K::Internal));
             };
             for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
                 *d = *s;
@@ -622,7 +679,7 @@ impl Tape<'_, '_, '_> {
 
     /// The innermost open dict, whose entries are the top of the stack, is used: its
     /// entries go to the tape.
-    fn close_top_dict(&mut self) -> Result<(), DecodeError> {
+    fn close_top_dict(&mut self) -> Step {
         let p = self.open as usize;
         let mut d = self.at(p);
         let n = 2 * d.b as usize;
@@ -638,11 +695,11 @@ impl Tape<'_, '_, '_> {
     }
 
     /// `BUILDTUPLE`, `SET`, `FROZENSET n`: the top n logical values become the members.
-    fn build(&mut self, kind: u8, at: u32) -> Result<(), DecodeError> {
-        let n = self.r.count()?;
+    fn build(&mut self, kind: u8, at: u32) -> Step {
+        let n = keep(&mut self.error, self.r.count())?;
         let logical = self.depth - self.children;
         if n > logical {
-            return Err(self.r.err(K::StackUnderflow {
+            return Err(self.fail(K::StackUnderflow {
                 needed: n,
                 available: logical,
             }));
@@ -662,7 +719,7 @@ impl Tape<'_, '_, '_> {
             let m = self.at(p);
             self.complete(&m)?;
             if kind != tag::TUPLE && !m.hashable() {
-                return Err(self.r.err(K::Unhashable));
+                return Err(self.fail(K::Unhashable));
             }
             hashable &= m.hashable();
             height = height.max(m.height());
@@ -694,10 +751,11 @@ impl Tape<'_, '_, '_> {
     /// Moves the stack from position `base` up (`region` slots: members, and after each
     /// member that is an open dict, its entries) to the tape: the dicts' entries first,
     /// each dict's in one run, then the members in one run.
-    fn move_region(&mut self, base: usize, region: usize, kids: usize) -> Result<(), DecodeError> {
+    fn move_region(&mut self, base: usize, region: usize, kids: usize) -> Step {
         let (tape, len) = (self.tape, self.s.len());
         let from = len - self.depth;
-        if from - tape >= region {
+        // The in-place way below works in every case; this one is quicker and bigger.
+        if !SMALL_CODE && from - tape >= region {
             // Room between tape and stack: place each node straight where it belongs,
             // walking down from the top of the stack.
             let (mut member, mut child) = (tape + region, tape + kids);
@@ -710,17 +768,26 @@ impl Tape<'_, '_, '_> {
                     child -= n;
                     for j in 0..n {
                         let e = self.at(q + 1 + j);
-                        *self.s.get_mut(child + j).ok_or_else(|| internal(&self.r))? = e;
+                        *self
+                            .s
+                            .get_mut(child + j)
+                            .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))? = e;
                     }
                     o = d.a;
                     d.a = child as u32;
                     member -= 1;
-                    *self.s.get_mut(member).ok_or_else(|| internal(&self.r))? = d;
+                    *self
+                        .s
+                        .get_mut(member)
+                        .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))? = d;
                     q
                 } else {
                     member -= 1;
                     let m = self.at(p - 1);
-                    *self.s.get_mut(member).ok_or_else(|| internal(&self.r))? = m;
+                    *self
+                        .s
+                        .get_mut(member)
+                        .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))? = m;
                     p - 1
                 };
                 p = q;
@@ -735,11 +802,14 @@ impl Tape<'_, '_, '_> {
         let mut o = self.open;
         while o != NIL && o as usize >= base {
             let i = tape + (o as usize - base);
-            let d = *self.s.get(i).ok_or_else(|| internal(&self.r))?;
+            let d = *self
+                .s
+                .get(i)
+                .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))?;
             for slot in self
                 .s
                 .get_mut(i + 1..i + 1 + 2 * d.b as usize)
-                .ok_or_else(|| internal(&self.r))?
+                .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))?
             {
                 slot.set(CHILD);
             }
@@ -748,7 +818,7 @@ impl Tape<'_, '_, '_> {
         let run = self
             .s
             .get_mut(tape..tape + region)
-            .ok_or_else(|| internal(&self.r))?;
+            .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))?;
         stable_partition(run);
         let (entries, members) = run.split_at_mut(kids);
         for e in entries {
@@ -764,10 +834,10 @@ impl Tape<'_, '_, '_> {
         Ok(())
     }
 
-    fn stop(&mut self) -> Result<usize, DecodeError> {
+    fn stop(&mut self) -> Step<usize> {
         let logical = self.depth - self.children;
         if logical != 1 {
-            return Err(self.r.err(K::BadStopStack(logical)));
+            return Err(self.fail(K::BadStopStack(logical)));
         }
         let root = self.at(0);
         self.complete(&root)?;
@@ -776,7 +846,10 @@ impl Tape<'_, '_, '_> {
         }
         let root = self.at(0);
         let at = self.tape;
-        *self.s.get_mut(at).ok_or_else(|| internal(&self.r))? = root;
+        *self
+            .s
+            .get_mut(at)
+            .ok_or_else(|| failed(&mut self.error, &self.r, K::Internal))? = root;
         self.tape += 1;
         self.depth = 0;
         Ok(at)
@@ -789,15 +862,11 @@ impl Tape<'_, '_, '_> {
 static IN_PLACE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
 /// On bare-metal targets flash is scarce and inputs are small: the fast paths for runs of
-/// flat list items and dict entries, which only speed up what the general path does the
-/// same way, are left out of the build there.
-const SMALL_CODE: bool = cfg!(target_os = "none");
-
-#[cold]
-#[inline(never)]
-fn internal(r: &Reader<'_>) -> DecodeError {
-    r.err(K::Internal)
-}
+/// flat list items and dict entries, and the quick way of moving a tuple's members, which
+/// only speed up what the general path does the same way, are left out of the build there
+/// (and under `--cfg execnet_small_code`, which builds a host the same way so that the
+/// tests cover what a device runs).
+const SMALL_CODE: bool = cfg!(any(target_os = "none", execnet_small_code));
 
 /// Reorders `v` so that the nodes marked [`CHILD`] come first, each group keeping its
 /// order: bottom-up merging of sorted runs by rotation, O(n log n) without memory.
@@ -816,11 +885,22 @@ fn stable_partition(v: &mut [Node]) {
                 + v.get(mid..hi)
                     .map_or(0, |s| s.partition_point(|x| x.has(CHILD)));
             if let Some(s) = v.get_mut(a..b) {
-                s.rotate_left(mid - a);
+                rotate(s, mid - a);
             }
             lo = hi;
         }
         width *= 2;
+    }
+}
+
+/// `s.rotate_left(k)` by three reversals: a fraction of the standard library's code,
+/// which picks among several algorithms; this runs only when the storage is nearly full.
+fn rotate(s: &mut [Node], k: usize) {
+    if k <= s.len() {
+        let (front, back) = s.split_at_mut(k);
+        front.reverse();
+        back.reverse();
+        s.reverse();
     }
 }
 

@@ -130,10 +130,22 @@ pub struct Engine<O, T> {
     deferred: Option<Deferred>,
 }
 
-/// A sink over the free room of an output queue, failing with `SinkFull` beyond `room`.
+/// Where the engine's encoder writes: the free room of the output queue (failing with
+/// `SinkFull` beyond `room`), nowhere (only counting: `room` then starts at `usize::MAX`),
+/// or the host's transport. One sink type for all three, so that a value's encoding is
+/// compiled once however it leaves: a device has no flash for three copies.
 struct QueueSink<'q, O> {
-    out: &'q mut O,
+    to: Target<'q, O>,
     room: usize,
+}
+
+enum Target<'q, O> {
+    /// The output queue.
+    Queue(&'q mut O),
+    /// Nowhere: measuring a frame.
+    Count,
+    /// The host's transport ([`Engine::send_to`]).
+    Transport(&'q mut dyn FnMut(&[u8]) -> Result<(), EncodeError>),
 }
 
 impl<O: OutputBuf> Sink for QueueSink<'_, O> {
@@ -144,23 +156,26 @@ impl<O: OutputBuf> Sink for QueueSink<'_, O> {
     }
     #[inline]
     fn try_extend(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        if bytes.len() > self.room || !self.out.extend(bytes) {
+        if bytes.len() > self.room {
             return Err(EncodeError::SinkFull);
         }
         self.room -= bytes.len();
-        Ok(())
+        match &mut self.to {
+            Target::Queue(out) => out.extend(bytes).then_some(()).ok_or(EncodeError::SinkFull),
+            Target::Count => Ok(()),
+            Target::Transport(write) => write(bytes),
+        }
     }
     fn finalize(self) -> Result<(), EncodeError> {
         Ok(())
     }
 }
 
-fn encoded_len<V: Encode + ?Sized>(value: &V) -> Result<usize, SendError> {
-    Ok(crate::encode::encoded_len(
-        value,
-        crate::Envelope::Internal,
-    )?)
-}
+/// Writes one payload (the value and `STOP`) into a queue's encoder. The engine queues
+/// every value through this one type, so that its queueing code is compiled once, not
+/// once per kind of value.
+type WritePayload<'v, O> =
+    dyn Fn(&mut Encoder<&mut QueueSink<'_, O>>) -> Result<(), EncodeError> + 'v;
 
 fn payload_len(len: usize) -> Result<u32, SendError> {
     u32::try_from(len)
@@ -271,6 +286,30 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
         value: &V,
         limit: usize,
     ) -> Result<(), SendError> {
+        self.queue_payload(code, channel, limit, &|e| {
+            value.encode(e)?;
+            e.stop()
+        })
+    }
+
+    /// The bytes `write` writes, counted without a queue.
+    fn measure(write: &WritePayload<'_, O>) -> Result<usize, SendError> {
+        let mut sink = QueueSink::<O> {
+            to: Target::Count,
+            room: usize::MAX,
+        };
+        write(&mut Encoder::new(&mut sink))?;
+        Ok(usize::MAX - sink.room)
+    }
+
+    /// [`queue_value`](Self::queue_value) for any value.
+    fn queue_payload(
+        &mut self,
+        code: MsgCode,
+        channel: i32,
+        limit: usize,
+        write: &WritePayload<'_, O>,
+    ) -> Result<(), SendError> {
         let start = self.out.pending().len();
         let room = self.room(limit);
         let zero = Header {
@@ -280,20 +319,18 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
         };
         if room < HEADER_LEN || !self.out.extend(&zero.to_bytes()) {
             return Err(SendError::OutputFull {
-                needed: HEADER_LEN + encoded_len(value)?,
+                needed: HEADER_LEN + Self::measure(write)?,
             });
         }
         let mut sink = QueueSink {
-            out: &mut self.out,
+            to: Target::Queue(&mut self.out),
             room: room - HEADER_LEN,
         };
-        let mut e = Encoder::new(&mut sink);
-        let written = value.encode(&mut e).and_then(|()| e.stop());
-        if let Err(err) = written {
+        if let Err(err) = write(&mut Encoder::new(&mut sink)) {
             self.out.truncate(start);
             return Err(match err {
                 EncodeError::SinkFull => SendError::OutputFull {
-                    needed: HEADER_LEN + encoded_len(value)?,
+                    needed: HEADER_LEN + Self::measure(write)?,
                 },
                 other => SendError::Encode(other),
             });
@@ -528,14 +565,20 @@ impl<O: OutputBuf, T: ChannelTable> Engine<O, T> {
         id: i32,
         value: &V,
     ) -> Result<(), SendError> {
-        let len = encoded_len(value)?;
-        self.send_header(id, len)?;
+        let write: &WritePayload<'_, O> = &|e| {
+            value.encode(e)?;
+            e.stop()
+        };
+        self.send_header(id, Self::measure(write)?)?;
         sink.try_extend(self.out.pending())?;
         let n = self.out.pending().len();
         self.transmitted(n);
-        let mut e = Encoder::new(&mut *sink);
-        value.encode(&mut e)?;
-        e.stop()?;
+        let mut transport = |bytes: &[u8]| sink.try_extend(bytes);
+        let mut to = QueueSink::<O> {
+            to: Target::Transport(&mut transport),
+            room: usize::MAX,
+        };
+        write(&mut Encoder::new(&mut to))?;
         Ok(())
     }
 
@@ -942,11 +985,14 @@ where
             return Ok(None);
         }
         let max = self.reader_capacity();
-        match self.reader.next_frame()? {
-            None => Ok(None),
-            Some(Incoming::Frame(f)) => self.engine.handle_frame(&f).map(Some),
-            Some(Incoming::Oversized(h)) => self.engine.handle_oversized(&h, max).map(Some),
-        }
+        // One conversion of the event into the `Option`, not one per kind of message: each
+        // rebuilds the event field by field.
+        let event = match self.reader.next_frame()? {
+            None => return Ok(None),
+            Some(Incoming::Frame(f)) => self.engine.handle_frame(&f),
+            Some(Incoming::Oversized(h)) => self.engine.handle_oversized(&h, max),
+        };
+        event.map(Some)
     }
 
     fn reader_capacity(&self) -> usize {

@@ -32,7 +32,8 @@ pub fn reconfigure_value(config: StrConfig) -> [u8; 8] {
 /// Reads a RECONFIGURE payload: a tuple of two bools.
 pub(crate) fn parse_reconfigure(payload: &[u8]) -> Option<StrConfig> {
     let mut nodes = [Node::EMPTY; 4];
-    let v = decode::decode_internal(payload, &mut nodes, &Limits::TIGHT).ok()?;
+    // As a slice: the decoder compiled for slices serves every host's own decodes too.
+    let v = decode::decode_internal(payload, &mut nodes[..], &Limits::TIGHT).ok()?;
     let ValueRef::Tuple(items) = v else {
         return None;
     };
@@ -180,7 +181,7 @@ impl TextBuf {
 /// `None` when the payload is not one str.
 pub fn close_error_text(payload: &[u8]) -> Option<PyStr<'_>> {
     let mut nodes = [Node::EMPTY; 1];
-    match decode::decode_internal(payload, &mut nodes, &Limits::DEFAULT) {
+    match decode::decode_internal(payload, &mut nodes[..], &Limits::DEFAULT) {
         Ok(ValueRef::Str(s)) => Some(s),
         _ => None,
     }
@@ -214,25 +215,26 @@ impl<'a, 's> ExecRequest<'a, 's> {
     /// Reads `(source, file_name, call_name, kwargs)` from a payload the host decoded
     /// itself (a host that reports why a decode failed, or that owns the node storage).
     pub fn from_value(v: ValueRef<'a, 's>) -> Result<Self, ProtocolError> {
-        let bad = ProtocolError::BadPayload(MsgCode::ChannelExec);
+        // A constant, not one error cloned: each use is a fresh value, with no call.
+        const BAD: ProtocolError = ProtocolError::BadPayload(MsgCode::ChannelExec);
         let ValueRef::Tuple(items) = v else {
-            return Err(bad);
+            return Err(BAD);
         };
         let mut it = items.iter();
         let text = |v: Option<ValueRef<'a, 's>>| -> Result<Option<&'a str>, ProtocolError> {
             match v {
                 Some(ValueRef::None) => Ok(None),
-                Some(ValueRef::Str(s)) => s.as_str().map(Some).ok_or(bad.clone()),
-                _ => Err(bad.clone()),
+                Some(ValueRef::Str(s)) => s.as_str().map(Some).ok_or(BAD),
+                _ => Err(BAD),
             }
         };
-        let source = text(it.next())?.ok_or(bad.clone())?;
+        let source = text(it.next())?.ok_or(BAD)?;
         let file_name = text(it.next())?;
         let call_name = text(it.next())?;
         let kwargs = match it.next() {
             Some(ValueRef::Dict(m)) => Some(m),
             Some(ValueRef::None) | None => None,
-            Some(_) => return Err(bad),
+            Some(_) => return Err(BAD),
         };
         Ok(ExecRequest {
             source,
