@@ -79,7 +79,7 @@ fn gone_after_exit(name: &str) {
     }
     gw.exit_timeout(Duration::from_secs(2));
     assert!(
-        all_gone(&pids, Duration::from_secs(3)),
+        all_gone(&pids, Duration::from_secs(10)),
         "{name}: a setsid() child or a daemon outlived exit(): {pids:?}"
     );
 }
@@ -144,7 +144,7 @@ fn gone_after_master_death(name: &str) {
     master.kill().unwrap();
     master.wait().unwrap();
     assert!(
-        all_gone(&pids, Duration::from_secs(3)),
+        all_gone(&pids, Duration::from_secs(10)),
         "{name}: a setsid() child or a daemon outlived the master: {pids:?}"
     );
 }
