@@ -522,14 +522,17 @@ class _Inbox(object):
         self.gateway = gateway
 
     def put(self, item):
-        self.items.append(item)
-        if self.waiting:
-            gw = self.gateway
-            gw._lock.acquire()
-            try:
+        # Under the lock: a receiver checks for items and starts waiting under it, so
+        # an item appended between its check and its wait would otherwise go unnoticed
+        # (Jython runs threads in parallel; CPython may switch between the two).
+        gw = self.gateway
+        gw._lock.acquire()
+        try:
+            self.items.append(item)
+            if self.waiting:
                 self.cond.notify_all()
-            finally:
-                gw._lock.release()
+        finally:
+            gw._lock.release()
 
     def get(self, timeout=None):
         items = self.items
