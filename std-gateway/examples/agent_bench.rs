@@ -73,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     down.send(&k)?;
     let mut total = 0usize;
     for _ in 0..k {
-        match down.receive_value()? {
+        match down.receive::<Value>()? {
             Value::Bytes(b) | Value::Py2Str(b) => total += b.len(),
             other => return Err(format!("unexpected {}", other.type_name()).into()),
         }
@@ -88,9 +88,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let block = Value::Bytes(vec![7u8; 1 << 20]);
     let (t, c) = (Instant::now(), cpu(pid));
     for _ in 0..k {
-        up.send_value(&block)?;
+        up.send(&block)?;
     }
-    up.send_value(&Value::None)?;
+    up.send(&Value::None)?;
     let got: u64 = up.receive()?;
     let bulk_up = got as f64 / (1 << 20) as f64 / t.elapsed().as_secs_f64();
     let bulk_up_cpu = (cpu(pid) - c) / (got as f64 / (1 << 20) as f64);
@@ -102,7 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (t, c) = (Instant::now(), cpu(pid));
     small.send(&m)?;
     for _ in 0..m {
-        small.receive_value()?;
+        small.receive::<Value>()?;
     }
     let small_down = f64::from(m) / t.elapsed().as_secs_f64();
     let small_down_cpu = (cpu(pid) - c) / f64::from(m);

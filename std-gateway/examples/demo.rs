@@ -30,14 +30,14 @@ fn main() -> Result<(), execnet::Error> {
     )?;
     for x in [3i64, 1 << 40] {
         ch.send(&x)?;
-        let reply = ch.receive_value()?;
+        let reply = ch.receive::<Value>()?;
         println!(
             "sent {x:>14} -> {}",
             repr(&reply, ReprMode::Py3(StrConfig::GATEWAY))
         );
     }
-    ch.send_value(&Value::Float(1.5))?;
-    let reply = ch.receive_value()?;
+    ch.send(&Value::Float(1.5))?;
+    let reply = ch.receive::<Value>()?;
     println!(
         "sent            1.5 -> {}",
         repr(&reply, ReprMode::Py3(StrConfig::GATEWAY))

@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..m {
         sink.send(&(i, "item"))?;
     }
-    sink.send_value(&Value::None)?;
+    sink.send(&Value::None)?;
     let count: u32 = sink.receive()?;
     let small = f64::from(m) / t.elapsed().as_secs_f64();
     assert_eq!(count, m);
@@ -67,9 +67,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let k = 64 * scale;
     let t = Instant::now();
     for _ in 0..k {
-        bulk.send_value(&block)?;
+        bulk.send(&block)?;
     }
-    bulk.send_value(&Value::None)?;
+    bulk.send(&Value::None)?;
     let total: u64 = bulk.receive()?;
     let mbps = total as f64 / (1 << 20) as f64 / t.elapsed().as_secs_f64();
     group.terminate(Duration::from_secs(2));

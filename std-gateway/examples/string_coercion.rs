@@ -13,9 +13,9 @@ fn main() -> Result<(), execnet::Error> {
     let gw = group.makegateway(&format!("popen//python={python}"))?;
     let source = "for x in channel:\n    channel.send(type(x).__name__)\n";
     let probe = |ch: &execnet::Channel, label: &str| -> Result<(), execnet::Error> {
-        ch.send_value(&Value::Str("text".into()))?;
+        ch.send(&Value::Str("text".into()))?;
         let text: String = ch.receive()?;
-        ch.send_value(&Value::Bytes(b"raw".to_vec()))?;
+        ch.send(&Value::Bytes(b"raw".to_vec()))?;
         let bytes: String = ch.receive()?;
         println!("{label:<36} str -> {text:<8} bytes -> {bytes}");
         Ok(())

@@ -3,6 +3,7 @@
 //! ([`Gateway::remote_exec`](crate::Gateway::remote_exec)) and the channels a Rust
 //! worker's functions talk over ([`Worker`](crate::worker::Worker)).
 
+use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,8 +33,48 @@ pub(crate) enum End {
     Died(Death),
 }
 
-/// A callback that receives a channel's values on the gateway's reader thread.
-pub type Callback = Box<dyn FnMut(Value) + Send>;
+/// What a callback is handed: one value's encoding, or the end of the channel.
+pub(crate) enum Delivery<'p> {
+    Value(&'p [u8], StrConfig),
+    End,
+}
+
+/// A callback with its decoding folded in: it decodes what it is handed into the type the
+/// user's function takes and calls it; an `Err` text closes the channel.
+type Callback = Box<dyn FnMut(Delivery<'_>, &Limits) -> std::result::Result<(), String> + Send>;
+
+/// Decodes a value for a callback; the text the channel closes with when it cannot.
+fn decode_for_callback<T: DeserializeOwned + 'static>(
+    payload: &[u8],
+    config: StrConfig,
+    limits: &Limits,
+) -> std::result::Result<T, String> {
+    decode_as(payload, config, limits)
+        .map_err(|e| format!("RuntimeError: a value for the channel callback did not decode: {e}"))
+}
+
+/// The text a channel is closed with when its callback panicked.
+fn panicked(p: String) -> String {
+    format!("RuntimeError: the channel callback panicked: {p}")
+}
+
+/// Decodes one value as a `T`: a [`Value`] by the owned decoder, any other type by serde
+/// reading the opcodes.
+pub(crate) fn decode_as<T: DeserializeOwned + 'static>(
+    payload: &[u8],
+    config: StrConfig,
+    limits: &Limits,
+) -> Result<T> {
+    if TypeId::of::<T>() == TypeId::of::<Value>() {
+        let v: Box<dyn Any> = Box::new(Value::decode_internal_with(payload, limits, config)?);
+        return v.downcast::<T>().map(|b| *b).map_err(|_| {
+            Error::Decode(execnet_core::DecodeError::unplaced(
+                execnet_core::DecodeErrorKind::Internal,
+            ))
+        });
+    }
+    Ok(execnet_core::serde::from_internal(payload, limits, config)?)
+}
 
 struct Queue {
     items: VecDeque<(Vec<u8>, StrConfig)>,
@@ -43,7 +84,6 @@ struct Queue {
     /// Set once a callback is installed, also while it runs (when `callback` is out).
     has_callback: bool,
     callback: Option<Callback>,
-    endmarker: Option<Value>,
     /// We closed it (or sent our last message): sending is an error.
     sent_close: bool,
 }
@@ -72,7 +112,6 @@ impl ChanState {
                 end: None,
                 has_callback: false,
                 callback: None,
-                endmarker: None,
                 sent_close: false,
             }),
             cv: Condvar::new(),
@@ -130,17 +169,13 @@ impl ChanState {
         if q.has_callback {
             let mut cb = q.callback.take();
             drop(q);
-            let outcome = match decode_value(&payload, config, &session.limits) {
-                Ok(v) => match cb.as_mut() {
-                    Some(cb) => guarded(|| cb(v))
-                        .map_err(|p| format!("RuntimeError: the channel callback panicked: {p}")),
-                    None => Ok(()),
-                },
-                Err(e) => Err(format!(
-                    "RuntimeError: a value for the channel callback did not decode: {e}"
-                )),
+            let outcome = match cb.as_mut() {
+                Some(cb) => guarded(|| cb(Delivery::Value(&payload, config), &session.limits))
+                    .map_err(panicked)
+                    .and_then(|r| r),
+                None => Ok(()),
             };
-            self.restore_callback(cb);
+            self.restore_callback(cb, &session.limits);
             if let Err(text) = outcome {
                 session.fail_channel(id, self, text);
             }
@@ -164,14 +199,13 @@ impl ChanState {
     }
 
     /// Puts a callback back after it ran; if the channel ended meanwhile, hands it the
-    /// end marker now.
-    fn restore_callback(&self, cb: Option<Callback>) {
+    /// end now.
+    fn restore_callback(&self, cb: Option<Callback>, limits: &Limits) {
         let mut q = self.lock();
         if q.end.is_some() {
-            let marker = q.endmarker.take();
             drop(q);
-            if let (Some(mut cb), Some(marker)) = (cb, marker) {
-                let _ = guarded(|| cb(marker));
+            if let Some(mut cb) = cb {
+                let _ = guarded(|| cb(Delivery::End, limits));
             }
             return;
         }
@@ -180,23 +214,18 @@ impl ChanState {
         }
     }
 
-    /// Ends the receiving side (the first end counts); a callback gets the end marker.
+    /// Ends the receiving side (the first end counts); a callback is told.
     pub(crate) fn finish(&self, end: End) {
         let mut q = self.lock();
         if q.end.is_none() {
             q.end = Some(end);
         }
         self.ready.store(true, Ordering::Release);
-        let marker = if q.callback.is_some() {
-            q.endmarker.take()
-        } else {
-            None
-        };
-        let cb = marker.as_ref().and_then(|_| q.callback.take());
+        let cb = q.callback.take();
         drop(q);
         self.cv.notify_all();
-        if let (Some(mut cb), Some(marker)) = (cb, marker) {
-            let _ = guarded(|| cb(marker));
+        if let Some(mut cb) = cb {
+            let _ = guarded(|| cb(Delivery::End, &Limits::DEFAULT));
         }
     }
 
@@ -222,10 +251,6 @@ impl Drop for ChanState {
     fn drop(&mut self) {
         self.clear();
     }
-}
-
-fn decode_value(payload: &[u8], config: StrConfig, limits: &Limits) -> Result<Value> {
-    Ok(Value::decode_internal_with(payload, limits, config)?)
 }
 
 fn end_error(end: &End) -> Error {
@@ -300,7 +325,7 @@ impl Channel {
         self.h.id
     }
 
-    /// A value for [`send_value`](Self::send_value) that refers to this channel, so that
+    /// A value for [`send`](Self::send) that refers to this channel, so that
     /// the other end receives it as a channel object.
     pub fn as_value(&self) -> Value {
         Value::Channel(self.h.id)
@@ -317,18 +342,51 @@ impl Channel {
         Ok(())
     }
 
-    /// Sends any `Serialize` value (see the mapping in [`execnet_core::serde`]).
+    /// Sends a value: any `Serialize` type (see the mapping in [`execnet_core::serde`]),
+    /// or a dynamic [`Value`] with its exact kinds (tuples, sets, Python 2 strings).
+    ///
+    /// ```no_run
+    /// # let group = execnet::Group::new();
+    /// # let gw = group.makegateway("popen//python=python3")?;
+    /// let ch = gw.remote_exec("channel.send(channel.receive())")?;
+    /// ch.send(&("text", 42, vec![1.5, 2.5]))?;           // a tuple
+    /// ch.send(&execnet::Value::Set(vec![1.into()]))?;    // or any Value
+    /// # Ok::<(), execnet::Error>(())
+    /// ```
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         self.send_encoded(&Serde(value))
     }
 
-    /// Sends a dynamic [`Value`], with its exact kinds (tuples, sets, Python 2 strings).
-    pub fn send_value(&self, value: &Value) -> Result<()> {
-        self.send_encoded(value)
+    /// As [`send`](Self::send), but gives up with [`Error::Timeout`] when the value has
+    /// not gone out within `timeout` (the worker does not read). A value that was cut off
+    /// half-written cannot be taken back, so the gateway is closed then: the stream could
+    /// not be read past it.
+    pub fn send_timeout<T: Serialize + ?Sized>(&self, value: &T, timeout: Duration) -> Result<()> {
+        self.check_sendable()?;
+        let session = self.h.session.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::Builder::new()
+            .name(format!("execnet-send-timeout-{}", session.name))
+            .spawn(move || {
+                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    done_rx.recv_timeout(timeout)
+                {
+                    session.shutdown(Duration::ZERO);
+                    true
+                } else {
+                    false
+                }
+            })?;
+        let result = self.h.session.send_value(self.h.id, &Serde(value));
+        let _ = done_tx.send(());
+        match watchdog.join() {
+            Ok(true) => Err(Error::Timeout(timeout)),
+            _ => result,
+        }
     }
 
-    /// Sends anything that implements [`Encode`].
-    pub fn send_encoded<E: Encode + ?Sized>(&self, value: &E) -> Result<()> {
+    /// Sends anything that implements [`Encode`] (the encoder's own trait).
+    pub(crate) fn send_encoded<E: Encode + ?Sized>(&self, value: &E) -> Result<()> {
         self.check_sendable()?;
         self.h.session.send_value(self.h.id, value)
     }
@@ -368,81 +426,53 @@ impl Channel {
         }
     }
 
-    /// Receives the next value as a `T`, waiting as long as it takes. Ends with
-    /// [`Error::Eof`] when the channel is closed, [`Error::Remote`] when the remote code
-    /// failed, [`Error::GatewayDied`] when the other end is gone.
-    pub fn receive<T: DeserializeOwned>(&self) -> Result<T> {
-        self.receive_opt(None)
+    /// Receives the next value as a `T`, waiting as long as it takes: any `Deserialize`
+    /// type, or a dynamic [`Value`] with the kinds as they came. Ends with [`Error::Eof`]
+    /// when the channel is closed, [`Error::Remote`] when the remote code failed,
+    /// [`Error::GatewayDied`] when the other end is gone.
+    ///
+    /// ```no_run
+    /// # let group = execnet::Group::new();
+    /// # let gw = group.makegateway("popen//python=python3")?;
+    /// let ch = gw.remote_exec("channel.send({'n': 1, 'tags': ('a', 'b')})")?;
+    /// #[derive(serde::Deserialize)]
+    /// struct Item { n: i64, tags: (String, String) }
+    /// let item: Item = ch.receive()?;
+    /// # let _ = item;
+    /// let ch = gw.remote_exec("channel.send({1, 2.5})")?;
+    /// let set: execnet::Value = ch.receive()?;            // Value::Set, as sent
+    /// # let _ = set;
+    /// # Ok::<(), execnet::Error>(())
+    /// ```
+    pub fn receive<T: DeserializeOwned + 'static>(&self) -> Result<T> {
+        self.receive_with_config(None).map(|(v, _)| v)
     }
 
     /// As [`receive`](Self::receive), giving up with [`Error::Timeout`] after `timeout`.
-    pub fn receive_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T> {
-        self.receive_opt(Some(timeout))
-    }
-
-    fn receive_opt<T: DeserializeOwned>(&self, timeout: Option<Duration>) -> Result<T> {
-        let (payload, config) = self.receive_raw(timeout)?;
-        Ok(execnet_core::serde::from_internal(
-            &payload,
-            &self.h.session.limits,
-            config,
-        )?)
-    }
-
-    /// Receives the next value as a dynamic [`Value`], kinds kept as they came.
-    pub fn receive_value(&self) -> Result<Value> {
-        self.receive_value_with_config(None).map(|(v, _)| v)
+    pub fn receive_timeout<T: DeserializeOwned + 'static>(&self, timeout: Duration) -> Result<T> {
+        self.receive_with_config(Some(timeout)).map(|(v, _)| v)
     }
 
     /// Receives the next value and the string config it loads under on this side
     /// (pass it to [`execnet_core::strconfig::load_as`] to see what each string
     /// becomes), waiting at most `timeout` when given.
-    pub fn receive_value_with_config(
+    pub fn receive_with_config<T: DeserializeOwned + 'static>(
         &self,
         timeout: Option<Duration>,
-    ) -> Result<(Value, StrConfig)> {
+    ) -> Result<(T, StrConfig)> {
         let (payload, config) = self.receive_raw(timeout)?;
-        Ok((
-            decode_value(&payload, config, &self.h.session.limits)?,
-            config,
-        ))
+        Ok((decode_as(&payload, config, &self.h.session.limits)?, config))
     }
 
-    /// Iterates over received values until the channel closes; a failure (remote error,
-    /// dead gateway) comes as the last item.
-    pub fn iter_values(&self) -> impl Iterator<Item = Result<Value>> + '_ {
-        let mut done = false;
-        std::iter::from_fn(move || {
-            if done {
-                return None;
-            }
-            match self.receive_value() {
-                Ok(v) => Some(Ok(v)),
-                Err(Error::Eof) => None,
-                Err(e) => {
-                    done = true;
-                    Some(Err(e))
-                }
-            }
-        })
-    }
-
-    /// Iterates over received values as `T`, like [`iter_values`](Self::iter_values).
-    pub fn iter<T: DeserializeOwned>(&self) -> impl Iterator<Item = Result<T>> + '_ {
-        let mut done = false;
-        std::iter::from_fn(move || {
-            if done {
-                return None;
-            }
-            match self.receive::<T>() {
-                Ok(v) => Some(Ok(v)),
-                Err(Error::Eof) => None,
-                Err(e) => {
-                    done = true;
-                    Some(Err(e))
-                }
-            }
-        })
+    /// Iterates over received values as `T` until the channel closes; a failure (remote
+    /// error, dead gateway) comes as the last item. `for v in &channel` does the same
+    /// with `T = Value`.
+    pub fn iter<T: DeserializeOwned + 'static>(&self) -> Iter<'_, T> {
+        Iter {
+            ch: self,
+            done: false,
+            _t: std::marker::PhantomData,
+        }
     }
 
     /// Closes the channel (both directions) and tells the peer.
@@ -508,17 +538,67 @@ impl Channel {
         }
     }
 
-    /// Hands every value (those already queued first) to `callback`, on the gateway's
-    /// reader thread and with no lock held, so that the callback may send on this very
-    /// channel; when the channel ends, `endmarker` (if given) is handed over last. A
-    /// callback that panics closes this channel with an error naming the panic (the
-    /// gateway and its other channels go on); so does a value that does not decode.
-    pub fn set_callback<F: FnMut(Value) + Send + 'static>(
-        &self,
-        callback: F,
-        endmarker: Option<Value>,
-    ) -> Result<()> {
-        let mut cb: Callback = Box::new(callback);
+    /// Hands every value (those already queued first), decoded as `T`, to `callback`, on
+    /// the gateway's reader thread and with no lock held, so that the callback may send
+    /// on this very channel; when the channel ends, `endmarker` (if given) is handed over
+    /// last. A callback that panics closes this channel with an error naming the panic
+    /// (the gateway and its other channels go on); so does a value that does not decode
+    /// as a `T`.
+    ///
+    /// ```no_run
+    /// # let group = execnet::Group::new();
+    /// # let gw = group.makegateway("popen//python=python3")?;
+    /// let ch = gw.remote_exec("for i in range(3): channel.send(i)")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// ch.set_callback(move |n: i64| tx.send(n).unwrap(), Some(-1))?;
+    /// let got: Vec<i64> = rx.iter().take(4).collect();
+    /// assert_eq!(got, [0, 1, 2, -1]);
+    /// # Ok::<(), execnet::Error>(())
+    /// ```
+    pub fn set_callback<T, F>(&self, mut callback: F, endmarker: Option<T>) -> Result<()>
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: FnMut(T) + Send + 'static,
+    {
+        let mut marker = endmarker;
+        self.install(Box::new(move |d: Delivery<'_>, limits: &Limits| match d {
+            Delivery::Value(payload, config) => {
+                callback(decode_for_callback(payload, config, limits)?);
+                Ok(())
+            }
+            Delivery::End => {
+                if let Some(m) = marker.take() {
+                    callback(m);
+                }
+                Ok(())
+            }
+        }))
+    }
+
+    /// As [`set_callback`](Self::set_callback), with the end told to `on_end` instead of
+    /// through a value.
+    pub fn set_callback_with_end<T, F, E>(&self, mut callback: F, on_end: E) -> Result<()>
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: FnMut(T) + Send + 'static,
+        E: FnOnce() + Send + 'static,
+    {
+        let mut on_end = Some(on_end);
+        self.install(Box::new(move |d: Delivery<'_>, limits: &Limits| match d {
+            Delivery::Value(payload, config) => {
+                callback(decode_for_callback(payload, config, limits)?);
+                Ok(())
+            }
+            Delivery::End => {
+                if let Some(f) = on_end.take() {
+                    f();
+                }
+                Ok(())
+            }
+        }))
+    }
+
+    fn install(&self, mut cb: Callback) -> Result<()> {
         let st = &self.h.st;
         let limits = self.h.session.limits;
         let mut q = st.lock();
@@ -528,13 +608,9 @@ impl Channel {
         // What waits already goes first, in order; the lock is let go around each call.
         while let Some((payload, config)) = st.pop(&mut q) {
             drop(q);
-            let outcome = match decode_value(&payload, config, &limits) {
-                Ok(v) => guarded(|| cb(v))
-                    .map_err(|p| format!("RuntimeError: the channel callback panicked: {p}")),
-                Err(e) => Err(format!(
-                    "RuntimeError: a value for the channel callback did not decode: {e}"
-                )),
-            };
+            let outcome = guarded(|| cb(Delivery::Value(&payload, config), &limits))
+                .map_err(panicked)
+                .and_then(|r| r);
             if let Err(text) = outcome {
                 self.h.session.fail_channel(self.h.id, st, text);
             }
@@ -542,14 +618,11 @@ impl Channel {
         }
         if q.end.is_some() {
             drop(q);
-            if let Some(marker) = endmarker {
-                let _ = guarded(|| cb(marker));
-            }
+            let _ = guarded(|| cb(Delivery::End, &limits));
             return Ok(());
         }
         q.has_callback = true;
         q.callback = Some(cb);
-        q.endmarker = endmarker;
         Ok(())
     }
 
@@ -578,6 +651,38 @@ impl Channel {
     }
 }
 
+/// The values of a channel as `T`, until it closes (see [`Channel::iter`]).
+pub struct Iter<'c, T> {
+    ch: &'c Channel,
+    done: bool,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned + 'static> Iterator for Iter<'_, T> {
+    type Item = Result<T>;
+    fn next(&mut self) -> Option<Result<T>> {
+        if self.done {
+            return None;
+        }
+        match self.ch.receive::<T>() {
+            Ok(v) => Some(Ok(v)),
+            Err(Error::Eof) => None,
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl<'c> IntoIterator for &'c Channel {
+    type Item = Result<Value>;
+    type IntoIter = Iter<'c, Value>;
+    fn into_iter(self) -> Iter<'c, Value> {
+        self.iter()
+    }
+}
+
 /// Reads a channel's `bytes` and `str` values as one byte stream.
 pub struct ChannelReader {
     ch: Channel,
@@ -588,7 +693,7 @@ pub struct ChannelReader {
 impl Read for ChannelReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos >= self.buf.len() {
-            match self.ch.receive_value() {
+            match self.ch.receive::<Value>() {
                 Ok(Value::Bytes(b) | Value::Py2Str(b)) => self.buf = b,
                 Ok(Value::Str(s) | Value::Unicode(s)) => self.buf = s.into_bytes(),
                 Ok(other) => {

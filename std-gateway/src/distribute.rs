@@ -264,7 +264,7 @@ impl Distributor {
                 gateway.id()
             ))
         };
-        let ready = ch.receive_value().map_err(fail)?;
+        let ready = ch.receive::<Value>().map_err(fail)?;
         let ok = matches!(&ready, Value::Tuple(items)
             if items.first().and_then(Value::as_str) == Some("ready"));
         if !ok {

@@ -4,6 +4,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use execnet_core::Value;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::channel::Channel;
@@ -16,10 +17,10 @@ pub struct MultiChannel {
 
 /// What [`MultiChannel::make_receive_queue`] delivers: a value, or the end of one
 /// channel.
-#[derive(Debug)]
-pub enum QueueItem {
-    /// A value from the channel with this id (and gateway position).
-    Value(usize, Value),
+#[derive(Debug, PartialEq)]
+pub enum QueueItem<T = Value> {
+    /// A value from the channel at this position.
+    Value(usize, T),
     /// The channel at this position ended.
     End(usize),
 }
@@ -40,34 +41,44 @@ impl MultiChannel {
         self.channels.iter().try_for_each(|c| c.send(value))
     }
 
-    /// Receives one value from each channel, in channel order.
-    pub fn receive_each(&self) -> Result<Vec<Value>> {
-        self.channels.iter().map(Channel::receive_value).collect()
+    /// Receives one value from each channel, in channel order, as `T` (a [`Value`] for
+    /// dynamic data).
+    pub fn receive_each<T: DeserializeOwned + 'static>(&self) -> Result<Vec<T>> {
+        self.channels.iter().map(Channel::receive).collect()
     }
 
-    /// Routes every channel's values into one queue as they arrive (through callbacks),
-    /// each tagged with the channel's position; each channel's end comes as
-    /// [`QueueItem::End`].
-    pub fn make_receive_queue(&self) -> Result<mpsc::Receiver<QueueItem>> {
+    /// Routes every channel's values, decoded as `T`, into one queue as they arrive
+    /// (through callbacks), each tagged with the channel's position; each channel's end
+    /// comes as [`QueueItem::End`].
+    ///
+    /// ```no_run
+    /// # use execnet::multi::QueueItem;
+    /// let group = execnet::Group::new();
+    /// group.makegateways(&["popen//python=python3", "popen//python=python2.7"])?;
+    /// let mc = group.remote_exec("import sys; channel.send(sys.version_info[0])")?;
+    /// let queue = mc.make_receive_queue::<i64>()?;
+    /// let mut majors = Vec::new();
+    /// while majors.len() < 2 {
+    ///     if let QueueItem::Value(_, major) = queue.recv().unwrap() {
+    ///         majors.push(major);
+    ///     }
+    /// }
+    /// # Ok::<(), execnet::Error>(())
+    /// ```
+    pub fn make_receive_queue<T: DeserializeOwned + Send + 'static>(
+        &self,
+    ) -> Result<mpsc::Receiver<QueueItem<T>>> {
         let (tx, rx) = mpsc::channel();
         for (i, ch) in self.channels.iter().enumerate() {
-            let tx = tx.clone();
-            // A unique end marker per channel: a tuple nobody else sends.
-            let marker = Value::Tuple(vec![
-                Value::Str("execnet-end-of-channel".into()),
-                Value::int(i as i64),
-            ]);
-            let expect = marker.clone();
-            ch.set_callback(
-                move |v| {
-                    let item = if v == expect {
-                        QueueItem::End(i)
-                    } else {
-                        QueueItem::Value(i, v)
-                    };
-                    let _ = tx.send(item);
+            let values = tx.clone();
+            let end = tx.clone();
+            ch.set_callback_with_end(
+                move |v: T| {
+                    let _ = values.send(QueueItem::Value(i, v));
                 },
-                Some(marker),
+                move || {
+                    let _ = end.send(QueueItem::End(i));
+                },
             )?;
         }
         Ok(rx)

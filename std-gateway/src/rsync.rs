@@ -678,7 +678,7 @@ impl<'r, 'a> Run<'r, 'a> {
                     (tag("ack_step"), Value::int(ack_step as i64)),
                     (tag("name"), name.clone()),
                 ]);
-                ch.send_value(&Value::Tuple(vec![bytes_of(&target.dest), options]))?;
+                ch.send(&Value::Tuple(vec![bytes_of(&target.dest), options]))?;
                 let tx = tx.clone();
                 // A marker nothing else sends: the worker sends only tuples led by a tag.
                 let marker = Value::Tuple(vec![tag("execnet-rsync-end"), Value::int(t as i64)]);

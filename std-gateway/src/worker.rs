@@ -13,6 +13,7 @@
 //! `execnet-core`, the same one a microcontroller drives over a UART, run by the session
 //! the master uses too; this module only adds the function table and a thread per call.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::atomic::Ordering;
@@ -21,14 +22,18 @@ use std::thread;
 
 use execnet_core::engine::{ExecRequest, Role};
 use execnet_core::{Limits, StrConfig, Value, ValueRef};
+use serde::de::DeserializeOwned;
 
 use crate::channel::Channel;
 use crate::error::{Error, Result};
 use crate::session::{guarded, Session, SessionConfig};
 
-/// A registered function: gets the channel and the keyword arguments (a dict); an
-/// `Err` text becomes the master's RemoteError.
-pub type Function = Arc<dyn Fn(&Channel, Value) -> std::result::Result<(), String> + Send + Sync>;
+/// A call, ready to run on its own thread: the function with its arguments decoded.
+type Call = Box<dyn FnOnce(&Channel) -> std::result::Result<(), String> + Send>;
+
+/// A registered function with its argument decoding folded in: from the request's
+/// keyword arguments to a call, or the `TypeError` text the master gets.
+type Function = Arc<dyn Fn(ValueRef<'_, '_>) -> std::result::Result<Call, String> + Send + Sync>;
 
 /// Longest bootstrap line accepted. A Python master sends its whole worker source as one
 /// string literal: the reference's is under 100 KB, our agent's about 30 KB.
@@ -58,12 +63,45 @@ impl Worker {
         Worker::default()
     }
 
-    /// Registers `f` under `name` (the `call_name` a master sends).
-    pub fn register<F>(&mut self, name: &str, f: F) -> &mut Self
+    /// Registers `f` under `name` (the `call_name` a master sends). The keyword
+    /// arguments arrive as an `A`: a struct whose fields are their names, a map, or a
+    /// [`Value`] (the dict as it came). Arguments that do not fit `A` fail the call with
+    /// a `TypeError` the master sees; an `Err` text from `f` becomes the master's
+    /// `RemoteError`.
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize)]
+    /// struct Add { a: i64, b: i64 }
+    /// let mut worker = execnet::worker::Worker::new();
+    /// worker.register("add", |ch, args: Add| {
+    ///     ch.send(&(args.a + args.b)).map_err(|e| e.to_string())
+    /// });
+    /// worker.register("echo", |ch, kwargs: execnet::Value| {
+    ///     ch.send(&kwargs).map_err(|e| e.to_string())
+    /// });
+    /// assert_eq!(worker.names(), ["add", "echo"]);
+    /// ```
+    pub fn register<A, F>(&mut self, name: &str, f: F) -> &mut Self
     where
-        F: Fn(&Channel, Value) -> std::result::Result<(), String> + Send + Sync + 'static,
+        A: DeserializeOwned + Send + 'static,
+        F: Fn(&Channel, A) -> std::result::Result<(), String> + Send + Sync + 'static,
     {
-        self.functions.insert(name.into(), Arc::new(f));
+        let f = Arc::new(f);
+        let name_text = name.to_string();
+        let prepare = move |kwargs: ValueRef<'_, '_>| -> std::result::Result<Call, String> {
+            let args: A = if TypeId::of::<A>() == TypeId::of::<Value>() {
+                let v: Box<dyn Any> = Box::new(Value::from_ref(&kwargs, StrConfig::GATEWAY));
+                *v.downcast::<A>()
+                    .map_err(|_| "RuntimeError: internal: argument type".to_string())?
+            } else {
+                execnet_core::serde::from_value(kwargs, StrConfig::GATEWAY).map_err(|e| {
+                    format!("TypeError: {name_text}() got arguments it cannot take: {e}")
+                })?
+            };
+            let f = f.clone();
+            Ok(Box::new(move |ch: &Channel| f(ch, args)))
+        };
+        self.functions.insert(name.into(), Arc::new(prepare));
         self
     }
 
@@ -135,19 +173,14 @@ impl Worker {
         let mut nodes = Vec::new();
         let request = ExecRequest::decode(payload, &mut nodes, &self.limits);
         let (name, kwargs) = match request {
-            Ok(r) => (
-                r.call_name.map(String::from),
-                r.kwargs
-                    .map(|m| Value::from_ref(&ValueRef::Dict(m), StrConfig::GATEWAY))
-                    .unwrap_or(Value::Dict(Vec::new())),
-            ),
+            Ok(r) => (r.call_name, r.kwargs),
             Err(e) => {
                 let text = format!("RuntimeError: bad CHANNEL_EXEC request: {e}");
                 session.queue_and_flush(|eng| eng.close(channel, Some(&text)).map(|_| ()));
                 return;
             }
         };
-        let function = name.as_deref().and_then(|n| self.functions.get(n)).cloned();
+        let function = name.and_then(|n| self.functions.get(n)).cloned();
         let Some(function) = function else {
             let text = match name {
                 Some(n) => format!(
@@ -162,6 +195,19 @@ impl Worker {
             session.queue_and_flush(|eng| eng.close(channel, Some(&text)).map(|_| ()));
             return;
         };
+        // A request without keyword arguments calls with an empty dict.
+        let mut empty = [execnet_core::Node::EMPTY; 1];
+        let kwargs = match kwargs {
+            Some(m) => Ok(ValueRef::Dict(m)),
+            None => execnet_core::decode::decode_internal(b"JQ", &mut empty, &Limits::TIGHT),
+        };
+        let call = match kwargs.map_err(|e| e.to_string()).and_then(|k| function(k)) {
+            Ok(call) => call,
+            Err(text) => {
+                session.queue_and_flush(|eng| eng.close(channel, Some(&text)).map(|_| ()));
+                return;
+            }
+        };
         let Some(st) = session.chan(channel) else {
             return;
         };
@@ -171,7 +217,7 @@ impl Worker {
         let spawned = thread::Builder::new()
             .name(format!("execnet-exec-{channel}"))
             .spawn(move || {
-                let outcome = guarded(|| function(&ch, kwargs));
+                let outcome = guarded(|| call(&ch));
                 running.executing.fetch_sub(1, Ordering::SeqCst);
                 let result = match outcome {
                     Ok(Ok(())) => ch.close(),

@@ -151,8 +151,8 @@ pub fn echo_every_value(gw: &Gateway, ctx: &Ctx) {
         .remote_exec("for item in channel:\n    channel.send(item)\n")
         .unwrap();
     for v in sample_values() {
-        echo.send_value(&v).unwrap();
-        let back = echo.receive_value().unwrap();
+        echo.send(&v).unwrap();
+        let back = echo.receive::<Value>().unwrap();
         assert!(same(&v, &back), "{}: sent {v:?}, got {back:?}", ctx.name);
     }
     echo.send(&(1u8, "two", vec![3.5f64])).unwrap();
@@ -213,7 +213,7 @@ pub fn close_with_error_raises_remotely(gw: &Gateway, ctx: &Ctx) {
             "other = channel.receive()\ntry:\n    channel.receive()\nexcept Exception:\n    import sys\n    other.send(str(sys.exc_info()[1]))\n",
         )
         .unwrap();
-    ch.send_value(&side.as_value()).unwrap();
+    ch.send(&side.as_value()).unwrap();
     ch.close_with_error("stop here").unwrap();
     let text: String = side.receive_timeout(Duration::from_secs(10)).unwrap();
     assert!(text.contains("stop here"), "{}: {text}", ctx.name);
@@ -259,14 +259,14 @@ pub fn channel_passed_as_a_value(gw: &Gateway, _ctx: &Ctx) {
     let ch = gw
         .remote_exec("other = channel.receive()\nother.send('via side channel')\n")
         .unwrap();
-    ch.send_value(&side.as_value()).unwrap();
+    ch.send(&side.as_value()).unwrap();
     assert_eq!(side.receive::<String>().unwrap(), "via side channel");
     let ch = gw
         .remote_exec(
             "new = channel.gateway.newchannel()\nchannel.send(new)\nnew.send('from the worker')\n",
         )
         .unwrap();
-    let Value::Channel(id) = ch.receive_value().unwrap() else {
+    let Value::Channel(id) = ch.receive::<Value>().unwrap() else {
         panic!("not a channel")
     };
     let theirs = gw.channel(id).unwrap();
@@ -325,7 +325,7 @@ pub fn reconfigure_gateway_and_channel(gw: &Gateway, ctx: &Ctx) {
     let ch = gw
         .remote_exec("channel.reconfigure(py2str_as_py3str=False, py3str_as_py2str=True)\nchannel.send('abc')\n")
         .unwrap();
-    let (v, cfg) = ch.receive_value_with_config(None).unwrap();
+    let (v, cfg) = ch.receive_with_config::<Value>(None).unwrap();
     assert_eq!(
         cfg,
         execnet::core::StrConfig::new(false, true),

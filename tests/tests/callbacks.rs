@@ -34,7 +34,7 @@ fn panicking_callback(name: &str) {
              except Exception:\n    pass\n",
         )
         .unwrap();
-    ch.set_callback(|_v| panic!("callback broke on purpose"), None)
+    ch.set_callback(|_v: Value| panic!("callback broke on purpose"), None)
         .unwrap();
     let err = ch.wait_close(Some(WAIT)).unwrap_err();
     match &err {
@@ -108,7 +108,8 @@ fn undecodable_value_for_a_callback(name: &str) {
         .remote_exec("channel.send([[[[[1]]]]])\nchannel.receive()")
         .unwrap();
     let (tx, rx) = mpsc::channel();
-    ch.set_callback(move |v| tx.send(v).unwrap(), None).unwrap();
+    ch.set_callback(move |v: Value| tx.send(v).unwrap(), None)
+        .unwrap();
     let err = ch.wait_close(Some(WAIT)).unwrap_err();
     match &err {
         Error::ChannelFailed(text) => assert!(text.contains("did not decode"), "{text}"),

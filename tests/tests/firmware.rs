@@ -286,7 +286,7 @@ fn encoded(v: &Value) -> Vec<u8> {
     to_vec(v, Envelope::Internal).unwrap()
 }
 
-/// Values of every kind, as our master sends them with `send_value`.
+/// Values of every kind, as our master sends them with `send`.
 fn values() -> Vec<Value> {
     let long: String = (0..1500)
         .map(|i| char::from(b'A' + (i % 26) as u8))
@@ -369,7 +369,7 @@ fn call<K: Serialize + ?Sized>(gw: &Gateway, name: &str, kwargs: &K) -> execnet:
 
 /// The next value on `ch`, waiting at most [`WAIT`].
 fn recv(ch: &execnet::Channel) -> Result<Value, Error> {
-    ch.receive_value_with_config(Some(WAIT)).map(|(v, _)| v)
+    ch.receive_with_config::<Value>(Some(WAIT)).map(|(v, _)| v)
 }
 
 fn remote_error(result: Result<Value, Error>) -> String {
@@ -430,7 +430,7 @@ fn rust_master_drives_the_device() {
     // mirror: every kind of value, negative big ints too (the reference cannot send them).
     let ch = call(&gw, "mirror", &NONE);
     for v in values() {
-        ch.send_value(&v).unwrap();
+        ch.send(&v).unwrap();
         let back = recv(&ch).unwrap_or_else(|e| panic!("{v:?}: {e}"));
         assert_eq!(encoded(&back), encoded(&v), "{v:?} came back as {back:?}");
     }
@@ -506,7 +506,7 @@ fn rust_master_drives_the_device() {
 
     // A frame larger than the device's buffer fails its channel; the next call works.
     let ch = call(&gw, "mirror", &NONE);
-    ch.send_value(&Value::Bytes(vec![7; 5000])).unwrap();
+    ch.send(&Value::Bytes(vec![7; 5000])).unwrap();
     let text = remote_error(recv(&ch));
     assert!(text.contains("larger than this side's buffer"), "{text}");
     let got = recv(&call(&gw, "add", &Ab { a: 1, b: 2 })).unwrap();
@@ -611,7 +611,7 @@ fn firmware_fits_its_budget() {
     }
     let ch = call(&gw, "mirror", &NONE);
     for v in [deep.clone(), Value::Str("x".repeat(1500))] {
-        ch.send_value(&v).unwrap();
+        ch.send(&v).unwrap();
         assert_eq!(encoded(&recv(&ch).unwrap()), encoded(&v));
     }
     ch.close().unwrap();
@@ -622,10 +622,10 @@ fn firmware_fits_its_budget() {
     assert!(recv(&call(&gw, "add", &Ab { a, b: a })).is_ok());
     assert!(recv(&call(&gw, "add", &Ab { a, b: 0.5 })).is_err());
     let ch = call(&gw, "mirror", &NONE);
-    ch.send_value(&Value::List(vec![Value::None; 120])).unwrap();
+    ch.send(&Value::List(vec![Value::None; 120])).unwrap();
     assert!(remote_error(recv(&ch)).contains("MemoryError"));
     let ch = call(&gw, "mirror", &NONE);
-    ch.send_value(&Value::Bytes(vec![0; 4000])).unwrap();
+    ch.send(&Value::Bytes(vec![0; 4000])).unwrap();
     assert!(recv(&ch).is_err());
     assert_eq!(gw.remote_status().unwrap().numexecuting, 0);
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use execnet::{DeathKind, Error, Group, Options};
+use execnet::{DeathKind, Error, Group, Options, Value};
 use execnet_tests::interp;
 
 /// A fake interpreter: a Python script (run by CPython 3.11) started in place of
@@ -215,7 +215,7 @@ fn floods_data_faster_than_we_read_and_is_cut_off() {
     // Do not read: the gateway must cut the worker off at the unread-data bound.
     let death = gw.wait_dead(Duration::from_secs(5)).expect("gateway dies");
     assert_eq!(death.kind, DeathKind::Overflow, "{death}");
-    let drained = ch.iter_values().count();
+    let drained = ch.iter::<Value>().count();
     assert!(drained <= (4 << 20) / 65536 + 2, "{drained} values queued");
     group.terminate(Duration::from_secs(1));
     assert!(gone(pid));
@@ -233,7 +233,7 @@ fn floods_data_faster_than_we_read_and_is_paused() {
     // Not read for a while: the reader stops at the bound; nothing dies, nothing is lost.
     assert!(gw.wait_dead(Duration::from_secs(2)).is_none());
     let mut values = 0;
-    while let Ok(v) = ch.receive_value_with_config(Some(Duration::from_millis(200))) {
+    while let Ok(v) = ch.receive_with_config::<Value>(Some(Duration::from_millis(200))) {
         assert!(matches!(&v.0, execnet::Value::Bytes(b) if b.len() == 65536));
         values += 1;
         if values == 200 {
@@ -292,7 +292,7 @@ fn exit_is_not_held_up_by_a_send_blocked_on_a_full_pipe() {
     let ch = gw.newchannel().unwrap();
     // The worker never reads: this send fills the pipe and blocks.
     let sender = std::thread::spawn(move || {
-        ch.send_value(&execnet::Value::Bytes(vec![0u8; 16 << 20]))
+        ch.send(&execnet::Value::Bytes(vec![0u8; 16 << 20]))
             .unwrap_err()
     });
     std::thread::sleep(Duration::from_millis(300));

@@ -135,14 +135,14 @@ fn our_session(remote: &interp::Interp, reader: Reader) -> Vec<Vec<String>> {
             .to_string()
     };
     let step = |name: &str| -> Vec<String> {
-        ch.send_value(&Value::Str("text".into())).unwrap();
+        ch.send(&Value::Str("text".into())).unwrap();
         let remote_text: String = ch.receive().unwrap();
-        let echoed_text = ch.receive_value_with_config(None).unwrap();
-        let literal = ch.receive_value_with_config(None).unwrap();
-        ch.send_value(&Value::Bytes(b"bytes".to_vec())).unwrap();
+        let echoed_text = ch.receive_with_config::<Value>(None).unwrap();
+        let literal = ch.receive_with_config::<Value>(None).unwrap();
+        ch.send(&Value::Bytes(b"bytes".to_vec())).unwrap();
         let remote_bytes: String = ch.receive().unwrap();
-        let echoed_bytes = ch.receive_value_with_config(None).unwrap();
-        let _ = ch.receive_value().unwrap();
+        let echoed_bytes = ch.receive_with_config::<Value>(None).unwrap();
+        let _ = ch.receive::<Value>().unwrap();
         vec![
             name.to_string(),
             remote_text,
@@ -160,9 +160,9 @@ fn our_session(remote: &interp::Interp, reader: Reader) -> Vec<Vec<String>> {
     rows.push(step("channel-False-True"));
     ch.reconfigure(true, false).unwrap();
     ch.send("reconfigure-channel").unwrap();
-    let _: Value = ch.receive_value().unwrap();
+    let _: Value = ch.receive::<Value>().unwrap();
     rows.push(step("remote-channel-False-True"));
-    ch.send_value(&Value::None).unwrap();
+    ch.send(&Value::None).unwrap();
     group.terminate(Duration::from_secs(2));
     rows
 }

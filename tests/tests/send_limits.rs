@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use execnet::{Error, Group, Value};
 use execnet_core::error::Limit;
-use execnet_core::{EncodeError, Int, ValueRef};
+use execnet_core::{EncodeError, Int};
 use execnet_tests::interp;
 
 fn limit(e: &Error) -> Option<Limit> {
@@ -29,23 +29,32 @@ fn send_refuses_values_beyond_the_decoders_limits() {
         .unwrap();
 
     let huge = Value::Int(Int::parse(&"9".repeat(20_000)).unwrap());
-    let e = echo.send_value(&huge).unwrap_err();
+    let e = echo.send(&huge).unwrap_err();
     assert_eq!(limit(&e), Some(Limit::BigIntDigits), "{e}");
     assert!(e.to_string().contains("max_bigint_digits"), "{e}");
 
     // 300 MB of untouched zero pages: refused before a byte of it is copied.
     let big = vec![0u8; 300 << 20];
-    let e = echo.send_encoded(&ValueRef::Bytes(&big)).unwrap_err();
+    let e = echo.send(&Borrowed(&big)).unwrap_err();
     assert_eq!(limit(&e), Some(Limit::Bytes), "{e}");
     drop(big);
 
     // Nothing half-written went out: the channel still echoes. (CPython 3.11 itself
     // refuses to parse more than 4,300 digits, below our 10,000.)
     let edge = Value::Int(Int::parse(&"9".repeat(4_000)).unwrap());
-    echo.send_value(&edge).unwrap();
-    assert_eq!(echo.receive_value().unwrap(), edge);
+    echo.send(&edge).unwrap();
+    assert_eq!(echo.receive::<Value>().unwrap(), edge);
     echo.send(&7).unwrap();
     assert_eq!(echo.receive::<i64>().unwrap(), 7);
     echo.close().unwrap();
     group.terminate(Duration::from_secs(5));
+}
+
+/// Bytes sent as they are, without a copy into a `Value`.
+struct Borrowed<'a>(&'a [u8]);
+
+impl serde::Serialize for Borrowed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
 }

@@ -53,7 +53,7 @@ fn main_thread_only(name: &str) {
     assert_eq!(busy.receive::<String>().unwrap(), "busy");
     let t = Instant::now();
     let second = gw.remote_exec("channel.send(1)").unwrap();
-    let text = remote_error(second.receive_value());
+    let text = remote_error(second.receive::<Value>());
     assert!(
         text.contains("concurrent remote_exec would cause deadlock for main_thread_only execmodel"),
         "{name}: {text}"
@@ -133,7 +133,7 @@ fn source_and_channel_semantics(name: &str) {
         ch.receive::<String>().unwrap(),
         "cannot explicitly close channel within remote_exec"
     );
-    let text = remote_error(ch.receive_value());
+    let text = remote_error(ch.receive::<Value>());
     assert!(text.contains("raised after close"), "{name}: {text}");
 
     // A channel that remote code drops is closed, as the reference does on collection.
@@ -142,7 +142,7 @@ fn source_and_channel_semantics(name: &str) {
             "import gc\nc = channel.gateway.newchannel()\nchannel.send(c)\nchannel.receive()\ndel c\ngc.collect()\nchannel.receive()\n",
         )
         .unwrap();
-    let id = match ch.receive_value().unwrap() {
+    let id = match ch.receive::<Value>().unwrap() {
         Value::Channel(id) => id,
         other => panic!("{name}: {other:?}"),
     };

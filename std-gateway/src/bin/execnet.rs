@@ -323,7 +323,7 @@ fn cmd_exec(a: ExecArgs, verbose: bool) -> Result<(), Fail> {
     }
     let ch = gw.remote_exec(&source)?;
     for v in &sends {
-        ch.send_value(v)?;
+        ch.send(v)?;
     }
     // Nothing more will be sent: code that iterates over its channel ends.
     ch.send_last_message()?;
@@ -333,7 +333,7 @@ fn cmd_exec(a: ExecArgs, verbose: bool) -> Result<(), Fail> {
     let mut stdout = std::io::stdout().lock();
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        match ch.receive_value_with_config(left) {
+        match ch.receive_with_config::<Value>(left) {
             Ok((v, _)) => {
                 writeln!(stdout, "{}", show(&v, a.json))
                     .map_err(|e| Fail(4, format!("cannot write output: {e}")))?;
@@ -500,17 +500,17 @@ fn cmd_encode(a: EncodeArgs) -> Result<(), Fail> {
 
 fn builtin_worker() -> execnet::worker::Worker {
     let mut w = execnet::worker::Worker::new();
-    w.register("echo", |ch, kwargs| {
-        ch.send_value(&kwargs).map_err(|e| e.to_string())
+    w.register("echo", |ch, kwargs: Value| {
+        ch.send(&kwargs).map_err(|e| e.to_string())
     });
-    w.register("mirror", |ch, _| loop {
-        match ch.receive_value() {
-            Ok(v) => ch.send_value(&v).map_err(|e| e.to_string())?,
+    w.register("mirror", |ch, _: Value| loop {
+        match ch.receive::<Value>() {
+            Ok(v) => ch.send(&v).map_err(|e| e.to_string())?,
             Err(Error::Eof) => return Ok(()),
             Err(e) => return Err(e.to_string()),
         }
     });
-    w.register("add", |ch, kwargs| {
+    w.register("add", |ch, kwargs: Value| {
         let arg = |name: &str| -> Result<i128, String> {
             let Value::Dict(entries) = &kwargs else {
                 return Err("TypeError: kwargs is not a dict".into());
@@ -529,7 +529,7 @@ fn builtin_worker() -> execnet::worker::Worker {
             .ok_or("OverflowError: sum out of range")?;
         ch.send(&sum).map_err(|e| e.to_string())
     });
-    w.register("fail", |_, kwargs| {
+    w.register("fail", |_, kwargs: Value| {
         let message = match &kwargs {
             Value::Dict(e) => e
                 .iter()
@@ -542,8 +542,8 @@ fn builtin_worker() -> execnet::worker::Worker {
             message.unwrap_or_else(|| "failed on request".into())
         ))
     });
-    w.register("info", |ch, _| {
-        ch.send_value(&Value::Dict(vec![
+    w.register("info", |ch, _: Value| {
+        ch.send(&Value::Dict(vec![
             (Value::from("pid"), Value::from(std::process::id())),
             (Value::from("implementation"), Value::from("execnet-rs")),
             (
