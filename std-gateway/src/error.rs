@@ -168,6 +168,15 @@ pub enum Error {
     /// The protocol state does not allow the request (for example, too many channels).
     #[error("not allowed: {0}")]
     NotAllowed(SendError),
+    /// A group already holds a live gateway with this id.
+    #[error("a gateway with id {0:?} exists in the group")]
+    DuplicateId(String),
+    /// `via=` names a gateway the group does not hold.
+    #[error("via={0}: no gateway with that id in the group")]
+    NoSuchGateway(String),
+    /// A thread of this library panicked while it worked for the caller.
+    #[error("a thread panicked: {0}")]
+    Panicked(String),
     /// A server refused us (wrong or missing secret).
     #[error("connection refused by server: {0}")]
     Refused(String),

@@ -133,6 +133,8 @@ struct GatewayHandle {
     session: Arc<Session>,
     spec: Spec,
     rinfo: std::sync::Mutex<Option<RInfo>>,
+    /// The group it is in, left on exit.
+    group: std::sync::Mutex<std::sync::Weak<crate::group::Members>>,
 }
 
 impl Drop for GatewayHandle {
@@ -231,6 +233,7 @@ impl Gateway {
                 session: session.clone(),
                 spec,
                 rinfo: std::sync::Mutex::new(None),
+                group: std::sync::Mutex::new(std::sync::Weak::new()),
             }),
         };
         let (tx, rx) = mpsc::channel();
@@ -429,17 +432,25 @@ impl Gateway {
         ch.receive::<RemoteStatus>()
     }
 
+    pub(crate) fn join_group(&self, group: std::sync::Weak<crate::group::Members>) {
+        *crate::session::lock(&self.inner.group) = group;
+    }
+
     /// Ends the gateway: sends GATEWAY_TERMINATE, waits for the worker to exit (up to the
-    /// exit timeout), then sends `SIGTERM` and finally `SIGKILL` to its process group.
-    /// Every blocked channel call returns an error. It never waits behind a send that
-    /// blocks on a full pipe.
+    /// exit timeout), then sends `SIGTERM` and finally `SIGKILL` to its process group,
+    /// and takes it out of its group. Every blocked channel call returns an error. It
+    /// never waits behind a send that blocks on a full pipe.
     pub fn exit(&self) {
-        self.session().shutdown(Duration::from_secs(5));
+        self.exit_timeout(Duration::from_secs(5));
     }
 
     /// As [`exit`](Self::exit), waiting at most `grace` at each step.
     pub fn exit_timeout(&self, grace: Duration) {
         self.session().shutdown(grace);
+        let group = crate::session::lock(&self.inner.group).upgrade();
+        if let Some(group) = group {
+            group.remove(self.id());
+        }
     }
 
     /// Whether the gateway is still connected.

@@ -10,6 +10,11 @@ use crate::spec::{ExecModel, Spec};
 
 /// A set of gateways with unique ids.
 ///
+/// Dropping the group ends the gateways it still holds (within half a second): the group
+/// owns its workers, as Python execnet's does at exit. A [`Gateway`] handle kept after
+/// its group is dropped is then a handle to an ended gateway, whose calls fail with
+/// [`Error::GatewayDied`]. [`Gateway::exit`] takes a gateway out of its group.
+///
 /// ```no_run
 /// let group = execnet::Group::new();
 /// let gw = group.makegateway("popen//python=python3")?;
@@ -20,10 +25,26 @@ use crate::spec::{ExecModel, Spec};
 /// # Ok::<(), execnet::Error>(())
 /// ```
 pub struct Group {
+    inner: Arc<Members>,
+}
+
+/// What a group holds; gateways point back at it weakly, to leave it on exit.
+pub(crate) struct Members {
     gateways: Mutex<Vec<Gateway>>,
     next: Mutex<usize>,
     options: Options,
     execmodel: Mutex<ExecModel>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Members {
+    /// Takes the gateway `id` out of the group (it exited).
+    pub(crate) fn remove(&self, id: &str) {
+        lock(&self.gateways).retain(|g| g.id() != id);
+    }
 }
 
 impl Group {
@@ -35,10 +56,12 @@ impl Group {
     /// An empty group whose gateways start with `options`.
     pub fn with_options(options: Options) -> Group {
         Group {
-            gateways: Mutex::new(Vec::new()),
-            next: Mutex::new(0),
-            options,
-            execmodel: Mutex::new(ExecModel::Thread),
+            inner: Arc::new(Members {
+                gateways: Mutex::new(Vec::new()),
+                next: Mutex::new(0),
+                options,
+                execmodel: Mutex::new(ExecModel::Thread),
+            }),
         }
     }
 
@@ -60,27 +83,39 @@ impl Group {
 
     /// Sets the execution model of gateways started from now on without `execmodel=`.
     pub fn set_execmodel(&self, execmodel: ExecModel) {
-        *self.execmodel.lock().unwrap_or_else(|e| e.into_inner()) = execmodel;
+        *lock(&self.inner.execmodel) = execmodel;
     }
 
     /// The execution model of gateways whose spec names none.
     pub fn execmodel(&self) -> ExecModel {
-        *self.execmodel.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.inner.execmodel)
     }
 
-    fn allocate_id(&self, spec: &Spec) -> Result<String> {
+    /// The id a gateway of `spec` gets in this group, written into the spec: its own
+    /// `id=` when no live gateway of the group has it (an error otherwise), else the next
+    /// free `gwN`, as the reference's `Group.allocate_id` does.
+    ///
+    /// ```
+    /// let group = execnet::Group::new();
+    /// let mut spec = execnet::Spec::parse("popen//python=python3")?;
+    /// assert_eq!(group.allocate_id(&mut spec)?, "gw0");
+    /// assert_eq!(spec.id.as_deref(), Some("gw0"));
+    /// # Ok::<(), execnet::Error>(())
+    /// ```
+    pub fn allocate_id(&self, spec: &mut Spec) -> Result<String> {
         let taken = |id: &str| self.get(id).is_some();
         if let Some(id) = &spec.id {
             if taken(id) {
-                return Err(Error::Other(format!("a gateway with id {id:?} exists")));
+                return Err(Error::DuplicateId(id.clone()));
             }
             return Ok(id.clone());
         }
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = lock(&self.inner.next);
         loop {
             let id = format!("gw{}", *next);
             *next += 1;
             if !taken(&id) {
+                spec.id = Some(id.clone());
                 return Ok(id);
             }
         }
@@ -89,70 +124,59 @@ impl Group {
     /// Starts a gateway for `spec` and adds it to the group.
     pub fn makegateway(&self, spec: &str) -> Result<Gateway> {
         let mut spec = Spec::parse(spec)?;
-        let id = self.allocate_id(&spec)?;
+        // A dead gateway gives its id up to a new one (a respawn with the same spec).
+        lock(&self.inner.gateways).retain(Gateway::is_alive);
+        let id = self.allocate_id(&mut spec)?;
         spec.execmodel.get_or_insert(self.execmodel());
-        // The agent shows it to remote code as `channel.gateway.id` (`ID-worker`).
-        spec.id.get_or_insert_with(|| id.clone());
         let gw = match &spec.via {
             Some(via) => {
-                let through = self.get(via).ok_or_else(|| {
-                    Error::Other(format!("via={via}: no gateway with that id in the group"))
-                })?;
-                crate::via::open(&through, spec, &id, &self.options)?
+                let through = self
+                    .get(via)
+                    .ok_or_else(|| Error::NoSuchGateway(via.clone()))?;
+                crate::via::open(&through, spec, &id, &self.inner.options)?
             }
-            None => Gateway::open_with(spec, &id, &self.options)?,
+            None => Gateway::open_with(spec, &id, &self.inner.options)?,
         };
-        self.gateways
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(gw.clone());
+        gw.join_group(Arc::downgrade(&self.inner));
+        lock(&self.inner.gateways).push(gw.clone());
         Ok(gw)
     }
 
     /// Starts gateways for all `specs` in parallel; returns them in the same order, or
     /// the first error (the others that started stay in the group).
-    pub fn makegateways<S: AsRef<str>>(&self, specs: &[S]) -> Result<Vec<Gateway>> {
-        let results: Arc<Mutex<Vec<Option<Result<Gateway>>>>> =
-            Arc::new(Mutex::new((0..specs.len()).map(|_| None).collect()));
-        thread::scope(|s| {
-            for (i, spec) in specs.iter().enumerate() {
-                let results = results.clone();
-                let spec = spec.as_ref();
-                s.spawn(move || {
-                    let r = self.makegateway(spec);
-                    if let Some(slot) = results.lock().unwrap_or_else(|e| e.into_inner()).get_mut(i)
-                    {
-                        *slot = Some(r);
-                    }
-                });
-            }
+    pub fn makegateways<S: AsRef<str> + Sync>(&self, specs: &[S]) -> Result<Vec<Gateway>> {
+        let results: Vec<Result<Gateway>> = thread::scope(|s| {
+            let started: Vec<_> = specs
+                .iter()
+                .map(|spec| s.spawn(move || self.makegateway(spec.as_ref())))
+                .collect();
+            started
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|p| Err(Error::Panicked(crate::session::panic_text(&*p))))
+                })
+                .collect()
         });
-        let results = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::Other("gateway start did not finish".into()))))
-            .collect()
+        results.into_iter().collect()
     }
 
-    /// The gateway with this id.
+    /// The live gateway with this id.
     pub fn get(&self, id: &str) -> Option<Gateway> {
-        self.gateways
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner.gateways)
             .iter()
-            .find(|g| g.id() == id)
+            .find(|g| g.id() == id && g.is_alive())
             .cloned()
     }
 
     /// All gateways, in start order.
     pub fn gateways(&self) -> Vec<Gateway> {
-        self.gateways
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.inner.gateways).clone()
     }
 
-    /// A multi-channel: runs `source` on every gateway.
+    /// Runs `source` on every gateway: their channels as one [`MultiChannel`].
+    ///
+    /// [`MultiChannel`]: crate::MultiChannel
     pub fn remote_exec(&self, source: &str) -> Result<crate::multi::MultiChannel> {
         let channels = self
             .gateways()
@@ -166,7 +190,7 @@ impl Group {
     /// to exit by themselves, the rest for `SIGTERM`, then `SIGKILL`), and removes them
     /// from the group.
     pub fn terminate(&self, timeout: Duration) {
-        let gws = std::mem::take(&mut *self.gateways.lock().unwrap_or_else(|e| e.into_inner()));
+        let gws = std::mem::take(&mut *lock(&self.inner.gateways));
         thread::scope(|s| {
             for gw in &gws {
                 s.spawn(move || gw.exit_timeout(timeout / 2));
@@ -185,4 +209,23 @@ impl Drop for Group {
     fn drop(&mut self) {
         self.terminate(Duration::from_millis(500));
     }
+}
+
+/// The group [`makegateway`] starts gateways in, as Python execnet's `default_group`.
+/// It lives as long as the program; its workers end when the program does (they see
+/// their input close).
+pub fn default_group() -> &'static Group {
+    static DEFAULT: std::sync::OnceLock<Group> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(Group::new)
+}
+
+/// Starts a gateway in the [`default_group`], as `execnet.makegateway(spec)` does.
+///
+/// ```no_run
+/// let gw = execnet::makegateway("popen//python=python3")?;
+/// assert_eq!(gw.remote_exec("channel.send(6 * 7)")?.receive::<i64>()?, 42);
+/// # Ok::<(), execnet::Error>(())
+/// ```
+pub fn makegateway(spec: &str) -> Result<Gateway> {
+    default_group().makegateway(spec)
 }

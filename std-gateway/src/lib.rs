@@ -72,7 +72,7 @@ pub use error::{Death, DeathKind, Error, RemoteError, Result};
 pub use execnet_core as core;
 pub use execnet_core::Value;
 pub use gateway::{Gateway, Options, RInfo, RemoteStatus};
-pub use group::Group;
+pub use group::{default_group, makegateway, Group};
 pub use multi::MultiChannel;
 pub use rsync::RSync;
 pub use spec::Spec;

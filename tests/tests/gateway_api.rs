@@ -175,3 +175,54 @@ fn rinfo_is_cached_until_refreshed() {
     assert_eq!(gw.rinfo().unwrap().cwd, dir.display().to_string());
     group.terminate(Duration::from_secs(2));
 }
+
+/// `exit` takes a gateway out of its group, and a dead gateway's id can be taken again
+/// by a new one (a respawn from the same spec).
+#[test]
+fn exit_leaves_the_group_and_a_dead_id_is_free_again() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    let group = Group::new();
+    let spec = format!("{}//id=worker", spec(&py));
+    let gw = group.makegateway(&spec).unwrap();
+    assert!(matches!(
+        group.makegateway(&spec),
+        Err(execnet::Error::DuplicateId(id)) if id == "worker"
+    ));
+    gw.exit_timeout(Duration::from_secs(2));
+    assert!(group.get("worker").is_none());
+    assert!(group.gateways().is_empty());
+    let again = group.makegateway(&spec).unwrap();
+    let pid = again.pid().unwrap();
+    // A worker that dies (killed from outside) leaves its id to the next one too.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    again.wait_dead(Duration::from_secs(5)).expect("the gateway dies");
+    let third = group.makegateway(&spec).unwrap();
+    assert_eq!(third.id(), "worker");
+    assert_eq!(group.gateways().len(), 1);
+    group.terminate(Duration::from_secs(2));
+}
+
+/// `execnet::makegateway` uses the default group, as `execnet.makegateway` does.
+#[test]
+fn makegateway_without_a_group_uses_the_default_one() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    let gw = execnet::makegateway(&spec(&py)).unwrap();
+    assert!(execnet::default_group().get(gw.id()).is_some());
+    assert_eq!(
+        gw.remote_exec("channel.send(6 * 7)")
+            .unwrap()
+            .receive::<i64>()
+            .unwrap(),
+        42
+    );
+    gw.exit_timeout(Duration::from_secs(2));
+    assert!(execnet::default_group().get(gw.id()).is_none());
+}
