@@ -361,6 +361,20 @@ impl Gateway {
         self.open_channel(|e, slot| e.exec(source, None, None, &NoKwargs, slot))
     }
 
+    /// As [`remote_exec`](Self::remote_exec), with `source` compiled under `file_name`,
+    /// which tracebacks show.
+    ///
+    /// ```no_run
+    /// let group = execnet::Group::new();
+    /// let gw = group.makegateway("popen//python=python3")?;
+    /// let err = gw.remote_exec_named("1 / 0", "setup_step.py")?.receive::<i64>().unwrap_err();
+    /// assert!(err.to_string().contains("setup_step.py"));
+    /// # Ok::<(), execnet::Error>(())
+    /// ```
+    pub fn remote_exec_named(&self, source: &str, file_name: &str) -> Result<Channel> {
+        self.open_channel(|e, slot| e.exec(source, Some(file_name), None, &NoKwargs, slot))
+    }
+
     /// The function form: runs `source` (which defines `call_name`), then calls
     /// `call_name(channel, **kwargs)`. `kwargs` must serialize to a dict with str keys
     /// (a struct or a map).

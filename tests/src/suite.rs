@@ -191,6 +191,17 @@ pub fn remote_error_carries_the_traceback(gw: &Gateway, ctx: &Ctx) {
         other => panic!("{}: expected a remote error, got {other:?}", ctx.name),
     }
     assert!(matches!(ch.wait_close(None), Err(Error::Remote(_))));
+    // A file name given with the source is what the traceback shows.
+    let ch = gw
+        .remote_exec_named("x = 1\nraise KeyError('k')\n", "named_step.py")
+        .unwrap();
+    match ch.receive::<i64>() {
+        Err(Error::Remote(e)) => {
+            assert!(e.traceback.contains("named_step.py"), "{}", e.traceback);
+            assert_eq!(e.exception_type(), "KeyError", "{}", e.traceback);
+        }
+        other => panic!("{}: expected a remote error, got {other:?}", ctx.name),
+    }
 }
 
 /// The function-call form passes keyword arguments.
