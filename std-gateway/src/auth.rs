@@ -1,48 +1,7 @@
 //! The secure session of `execnet serve`: the Noise protocol's pre-shared-key handshake
 //! `Noise_NNpsk0_25519_ChaChaPoly_SHA256`, then every byte in both directions encrypted
-//! and integrity-protected.
-//!
-//! # Why this design
-//!
-//! The server runs arbitrary code for whoever connects, so it must know that the peer
-//! holds the shared secret *and* that every byte it executes comes from that peer. A
-//! challenge-response on its own gives the first and not the second: a party on the path
-//! can forward a challenge to a genuine client, pass its answer back, and then speak in
-//! the client's place. Binding the secret into the keys of the session closes that gap:
-//! whoever does not hold the secret cannot read the session, cannot write into it, and
-//! cannot finish the handshake in anyone's name.
-//!
-//! `NNpsk0` is the Noise pattern for exactly this: no long-term key pairs (so nothing to
-//! generate, distribute or pin), only the shared secret:
-//!
-//! ```text
-//! -> psk, e        client: the secret is mixed in first, then a fresh ephemeral key;
-//!                  its (empty) payload is encrypted, so the server can check the secret
-//! <- e, ee         server: its own fresh ephemeral key and the Diffie-Hellman of both;
-//!                  its (empty) payload is encrypted, so the client can check the secret
-//! ```
-//!
-//! Both sides then hold keys derived from the secret and from a Diffie-Hellman that only
-//! the two of them know: mutual authentication by the secret, and forward secrecy (a
-//! secret stolen later does not decrypt recorded sessions). The first message can be
-//! replayed by an eavesdropper, but the replayer cannot derive the session keys, so the
-//! server treats a connection as authenticated only once the first *transport* frame
-//! decrypts, and starts nothing before that.
-//!
-//! # Wire format
-//!
-//! 1. The server sends one line, [`GREETING`] (it names the protocol so that a client
-//!    without a secret, or a Python master, fails with a message that says why).
-//! 2. Every Noise message (handshake or transport) is a 2-byte big-endian length followed
-//!    by that many bytes; Noise messages are at most 65535 bytes, so a transport frame
-//!    carries at most 65519 bytes of plaintext and longer writes are cut into frames.
-//! 3. The prologue (bound into the handshake hash) is [`PROLOGUE_CONTEXT`] followed by the
-//!    greeting, so a greeting altered on the path makes the handshake fail.
-//!
-//! The pre-shared key is SHA-256 over a context string and the secret. Noise does nothing
-//! to slow down guessing: a recorded first message lets an eavesdropper test guesses of
-//! the secret offline, which is why the secret must be random, not a password (at least
-//! [`MIN_SECRET_LEN`] bytes; `head -c 32 /dev/urandom | base64` makes a good one).
+//! and integrity-protected. The design and the wire format are described in the docs of
+//! [`crate::serve`].
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -98,7 +57,7 @@ impl fmt::Debug for Secret {
 }
 
 impl Secret {
-    /// Takes the secret's bytes; fewer than [`MIN_SECRET_LEN`] is an error.
+    /// Takes the secret's bytes; fewer than 16 is an error.
     pub fn new(secret: &[u8]) -> io::Result<Secret> {
         if secret.len() < MIN_SECRET_LEN {
             return Err(io::Error::new(
@@ -118,7 +77,8 @@ impl Secret {
         })
     }
 
-    /// Reads a secret file with [`read_secret`] and checks it with [`Secret::new`].
+    /// Reads a secret file (a regular file of at most 4 KiB that only its owner may read)
+    /// and checks it with [`Secret::new`].
     pub fn from_file(path: &Path) -> io::Result<Secret> {
         let bytes = read_secret(path)?;
         Secret::new(&bytes)
@@ -464,11 +424,6 @@ impl<R: Read> SecureReader<R> {
         Ok(true)
     }
 
-    /// The wrapped reader.
-    pub fn get_ref(&self) -> &R {
-        &self.inner
-    }
-
     /// The wrapped reader, to adjust (reading from it directly would break the stream).
     pub fn get_mut(&mut self) -> &mut R {
         &mut self.inner
@@ -555,13 +510,6 @@ pub struct SecureWriter<W> {
     state: Arc<StatelessTransportState>,
     nonce: u64,
     frame: Vec<u8>,
-}
-
-impl<W> SecureWriter<W> {
-    /// The wrapped writer.
-    pub fn get_ref(&self) -> &W {
-        &self.inner
-    }
 }
 
 impl<W: Write> Write for SecureWriter<W> {

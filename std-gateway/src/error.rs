@@ -52,6 +52,7 @@ impl std::error::Error for RemoteError {}
 
 /// The kind of end a gateway came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DeathKind {
     /// The worker closed the connection (it exited, or closed its output).
     Closed,
@@ -71,6 +72,7 @@ pub enum DeathKind {
 
 /// Why a gateway's connection ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Death {
     /// The kind of end.
     pub kind: DeathKind,

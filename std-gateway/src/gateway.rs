@@ -19,8 +19,27 @@ use crate::process::{OutputMode, Process};
 use crate::session::{Eng, Session, SessionConfig, Slot};
 use crate::spec::Spec;
 
-/// Options for starting a gateway.
+/// Options for starting a gateway: the defaults, changed with one method per field.
+///
+/// ```
+/// use std::time::Duration;
+/// use execnet::{Options, Overflow, OutputMode};
+/// let defaults = Options::default();
+/// assert_eq!(defaults.startup_timeout, Duration::from_secs(60));
+/// assert_eq!(defaults.exit_timeout, Duration::from_secs(5));
+/// assert_eq!(defaults.connect_timeout, Duration::from_secs(10));
+/// assert_eq!(defaults.max_queued_bytes, 256 << 20);
+/// assert_eq!(defaults.on_overflow, Overflow::Wait);
+/// assert_eq!(defaults.output, OutputMode::Capture);
+///
+/// let quick = Options::new()
+///     .startup_timeout(Duration::from_secs(5))
+///     .output(OutputMode::Forward);
+/// let group = execnet::Group::with_options(quick);
+/// # drop(group);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Options {
     /// How long the worker may take to start and answer the handshake.
     pub startup_timeout: Duration,
@@ -38,6 +57,55 @@ pub struct Options {
     /// At the unread-data bound: stop reading from the worker until values are received
     /// (the default), or end the gateway with [`DeathKind::Overflow`].
     pub on_overflow: Overflow,
+}
+
+impl Options {
+    /// The defaults (see [`Options`]).
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// How long the worker may take to start and answer the handshake (60 s).
+    pub fn startup_timeout(mut self, timeout: Duration) -> Options {
+        self.startup_timeout = timeout;
+        self
+    }
+
+    /// Where the worker's stderr and what its code prints go ([`OutputMode::Capture`]).
+    pub fn output(mut self, mode: OutputMode) -> Options {
+        self.output = mode;
+        self
+    }
+
+    /// Bounds on what the worker may send ([`Limits::DEFAULT`]).
+    pub fn limits(mut self, limits: Limits) -> Options {
+        self.limits = limits;
+        self
+    }
+
+    /// How long [`Gateway::exit`] waits at each step (5 s).
+    pub fn exit_timeout(mut self, timeout: Duration) -> Options {
+        self.exit_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for a TCP or ssh connection (10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Options {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Most bytes of received values that may wait unread (256 MiB).
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Options {
+        self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// What happens at the unread-data bound ([`Overflow::Wait`]).
+    pub fn on_overflow(mut self, overflow: Overflow) -> Options {
+        self.on_overflow = overflow;
+        self
+    }
 }
 
 impl Default for Options {
@@ -92,6 +160,7 @@ fn reader_thread(
 
 /// The worker's platform details, from [`Gateway::rinfo`].
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[non_exhaustive]
 pub struct RInfo {
     /// `sys.executable`.
     pub executable: String,
@@ -107,6 +176,7 @@ pub struct RInfo {
 
 /// The worker's answer to STATUS, from [`Gateway::remote_status`].
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
 pub struct RemoteStatus {
     /// Channels open in the worker.
     pub numchannels: i64,

@@ -24,10 +24,66 @@
 //! # Ok::<(), execnet::Error>(())
 //! ```
 //!
-//! The pieces: [`spec`] parses gateway specs; [`Group`], [`Gateway`] and [`Channel`] are
-//! the execnet API; [`process`] controls worker processes (process groups, signals,
-//! reaping); [`transport`] bootstraps interpreters with our own Python agent. The codec
-//! and the protocol driver live in [`execnet_core`], re-exported as [`core`].
+//! ## The main types
+//!
+//! - [`Group`]: a set of gateways with ids; [`Group::makegateway`] starts one from a
+//!   spec string ([`Spec`]: `popen//python=...`, `ssh=host//...`, `socket=host:port`,
+//!   `via=gw0`), [`Group::makegateways`] several in parallel, [`Group::terminate`] ends
+//!   them all. [`makegateway`] uses a [`default_group`].
+//! - [`Gateway`]: one worker. [`Gateway::remote_exec`] runs Python source in it (or
+//!   [`Gateway::remote_exec_call`], a named function with keyword arguments) and gives
+//!   the [`Channel`] to talk to that code; also [`Gateway::rinfo`],
+//!   [`Gateway::remote_status`], [`Gateway::exit`].
+//! - [`Channel`]: [`Channel::send`] any `Serialize` value, [`Channel::receive`] any
+//!   `Deserialize` one ([`Value`] for dynamic data with Python's exact kinds), with
+//!   timeout forms, iteration, callbacks and `Read`/`Write` adapters.
+//!   [`MultiChannel`] is one channel per gateway of a group.
+//! - [`Options`]: timeouts and bounds; [`Error`]: what went wrong, with the remote
+//!   traceback ([`RemoteError`]) or the death of the worker ([`Death`]).
+//! - [`worker::Worker`]: Rust functions served to a Python (or Rust) master;
+//!   [`RSync`] and [`Distributor`]: trees and task queues over many gateways;
+//!   [`serve`]: a socket server that starts workers for remote masters.
+//!
+//! The codec and the protocol driver live in [`execnet_core`], re-exported as
+//! [`core`]; its `protocol` page describes the wire format.
+//!
+//! ## Threads, callbacks, timeouts and lifetimes
+//!
+//! The API blocks; every handle ([`Gateway`], [`Channel`]) is `Send + Sync` and cheap to
+//! clone, so any thread may send and receive. Each gateway has one reader thread that
+//! parses what the worker sends and queues each value on its channel, plus one thread
+//! that keeps the worker's stderr. Sending writes from the calling thread; a value too
+//! large for the queue is written straight to the pipe.
+//!
+//! Callbacks ([`Channel::set_callback`]) run on the reader thread, one at a time, in
+//! the order the values came, with no lock held: a callback may send on its own
+//! channel. A callback that panics ends its own channel with an error (both sides see
+//! it); the gateway and its other channels go on. A slow callback holds up the reader,
+//! and so the whole gateway: hand long work to another thread.
+//!
+//! Every wait has a bounded form: [`Channel::receive_timeout`],
+//! [`Channel::send_timeout`], [`Channel::wait_close`], [`Gateway::wait_dead`],
+//! [`Options::startup_timeout`] for the start. A worker that dies, from any cause,
+//! turns every blocked call into [`Error::GatewayDied`] with the cause.
+//!
+//! Lifetimes: a [`Group`] owns its workers. Dropping it ends every gateway it still
+//! holds, within half a second, even while other [`Gateway`] handles to them are alive:
+//! a worker is a process, and the program that made the group is the one that must not
+//! leave it behind. Those handles then report [`Error::GatewayDied`]. Dropping the last
+//! handle of a gateway that is in no group ends it the same way; [`Gateway::exit`]
+//! ends it at once and takes it out of its group. A [`Channel`] dropped while open is
+//! closed (or, with a callback, announces its last message and keeps receiving), as
+//! Python execnet closes a channel it garbage-collects. Unread values count against
+//! [`Options::max_queued_bytes`]; at that bound the reader stops reading
+//! ([`Overflow::Wait`]) until the program catches up.
+//!
+//! ## Platforms
+//!
+//! Unix only (Linux is what the tests run on; macOS and the BSDs should work). Workers
+//! are process groups that this crate signals, reaps and, on Linux, ties to the master
+//! with a parent-death signal; pipes, `poll` and process groups have no Windows
+//! counterpart that keeps those guarantees. The codec and protocol driver,
+//! [`execnet_core`], build for any target, bare-metal and wasm32 included.
 //!
 //! ## The data path
 //!
@@ -46,7 +102,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod auth;
+mod auth;
+pub mod bootstrap;
 mod budget;
 pub mod channel;
 pub mod distribute;
@@ -56,12 +113,12 @@ pub mod group;
 pub mod json;
 pub mod literal;
 pub mod multi;
-pub mod process;
+pub(crate) mod process;
 pub mod rsync;
 pub mod serve;
 mod session;
 pub mod spec;
-pub mod transport;
+mod transport;
 mod via;
 pub mod worker;
 
@@ -74,5 +131,21 @@ pub use execnet_core::Value;
 pub use gateway::{Gateway, Options, RInfo, RemoteStatus};
 pub use group::{default_group, makegateway, Group};
 pub use multi::MultiChannel;
+pub use process::{Exit, OutputMode};
 pub use rsync::RSync;
 pub use spec::Spec;
+
+#[cfg(test)]
+mod tests {
+    /// What the crate docs promise: every handle can move to and be shared with any
+    /// thread.
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<crate::Gateway>();
+        check::<crate::Channel>();
+        check::<crate::Group>();
+        check::<crate::MultiChannel>();
+        check::<crate::Error>();
+    }
+}

@@ -72,7 +72,7 @@ impl std::fmt::Display for Exit {
 /// Where a worker's stderr (and, through our agent, its stdout) goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum OutputMode {
-    /// Keep it (up to [`OUTPUT_CAP`] bytes, oldest dropped first) for
+    /// Keep it (up to 1 MiB, oldest bytes dropped first) for
     /// [`Gateway::take_output`](crate::Gateway::take_output).
     #[default]
     Capture,

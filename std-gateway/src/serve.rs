@@ -3,7 +3,7 @@
 //!
 //! # Connections
 //!
-//! Every connection first runs the handshake of [`crate::auth`] (or, with the insecure
+//! Every connection first runs the handshake of the secure session (below; or, with the insecure
 //! mode, merely sends its first byte) within [`ServeOptions::handshake_timeout`]; until
 //! then it is *unauthenticated* and nothing is started for it. At most
 //! [`ServeOptions::max_unauthenticated`] connections may be in that state, and at most
@@ -32,6 +32,50 @@
 //! line. Each Python worker leads its own process group; when it exits, whatever else is
 //! left in that group (processes its code started) is killed, and when its client goes
 //! away and the worker has not exited [`WORKER_GRACE`] later, the whole group is killed.
+//!
+//! # The secure session
+//!
+//! ## Why this design
+//!
+//! The server runs arbitrary code for whoever connects, so it must know that the peer
+//! holds the shared secret *and* that every byte it executes comes from that peer. A
+//! challenge-response on its own gives the first and not the second: a party on the path
+//! can forward a challenge to a genuine client, pass its answer back, and then speak in
+//! the client's place. Binding the secret into the keys of the session closes that gap:
+//! whoever does not hold the secret cannot read the session, cannot write into it, and
+//! cannot finish the handshake in anyone's name.
+//!
+//! `NNpsk0` is the Noise pattern for exactly this: no long-term key pairs (so nothing to
+//! generate, distribute or pin), only the shared secret:
+//!
+//! ```text
+//! -> psk, e        client: the secret is mixed in first, then a fresh ephemeral key;
+//!                  its (empty) payload is encrypted, so the server can check the secret
+//! <- e, ee         server: its own fresh ephemeral key and the Diffie-Hellman of both;
+//!                  its (empty) payload is encrypted, so the client can check the secret
+//! ```
+//!
+//! Both sides then hold keys derived from the secret and from a Diffie-Hellman that only
+//! the two of them know: mutual authentication by the secret, and forward secrecy (a
+//! secret stolen later does not decrypt recorded sessions). The first message can be
+//! replayed by an eavesdropper, but the replayer cannot derive the session keys, so the
+//! server treats a connection as authenticated only once the first *transport* frame
+//! decrypts, and starts nothing before that.
+//!
+//! ## Wire format
+//!
+//! 1. The server sends one line, `EXECNET-AUTH 2 Noise_NNpsk0_25519_ChaChaPoly_SHA256` (it names the protocol so that a client
+//!    without a secret, or a Python master, fails with a message that says why).
+//! 2. Every Noise message (handshake or transport) is a 2-byte big-endian length followed
+//!    by that many bytes; Noise messages are at most 65535 bytes, so a transport frame
+//!    carries at most 65519 bytes of plaintext and longer writes are cut into frames.
+//! 3. The prologue (bound into the handshake hash) is a fixed context string followed by the
+//!    greeting, so a greeting altered on the path makes the handshake fail.
+//!
+//! The pre-shared key is SHA-256 over a context string and the secret. Noise does nothing
+//! to slow down guessing: a recorded first message lets an eavesdropper test guesses of
+//! the secret offline, which is why the secret must be random, not a password (at least
+//! 16 bytes; `head -c 32 /dev/urandom | base64` makes a good one).
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -42,7 +86,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::auth::{self, Refusal, Secret};
+pub use crate::auth::Secret;
+use crate::auth::{self, Refusal};
 use crate::error::{Error, Result};
 use crate::worker::Worker;
 
@@ -66,6 +111,7 @@ pub const WORKER_GRACE: Duration = Duration::from_secs(2);
 
 /// Server settings.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ServeOptions {
     /// Address to listen on (`127.0.0.1:PORT`; port 0 picks a free one).
     pub bind: String,

@@ -47,11 +47,9 @@ fn secret_required_and_checked() {
     group.terminate(Duration::from_secs(2));
 
     // A wrong secret and no secret are refused before any code runs.
-    let options = execnet::Options {
-        startup_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(5),
-        ..execnet::Options::default()
-    };
+    let options = execnet::Options::new()
+        .startup_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5));
     let group = Group::with_options(options);
     let err = group
         .makegateway(&format!(

@@ -26,11 +26,9 @@ use serve_support::{
 const SECRET: &str = "3b9f7c1e5a2d48f0b6c9e1a7d3f5b2c8";
 
 fn quick() -> Options {
-    Options {
-        startup_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(5),
-        ..Options::default()
-    }
+    Options::new()
+        .startup_timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(5))
 }
 
 fn spec(addr: &str, secret: &std::path::Path) -> String {
@@ -216,7 +214,7 @@ fn item2_accept_loop_survives_fd_exhaustion() {
 /// A Python code string, as the one line a worker executes, padded with a comment so
 /// that a reader of the new protocol sees a whole (if garbled) frame.
 fn injected_bootstrap(code: &str) -> Vec<u8> {
-    let mut line = execnet::transport::py_literal(&format!("{code}\n#{}", "A".repeat(70_000)));
+    let mut line = execnet::bootstrap::py_literal(&format!("{code}\n#{}", "A".repeat(70_000)));
     line.push('\n');
     line.into_bytes()
 }
@@ -260,10 +258,7 @@ fn item3_relayed_authentication_cannot_run_code() {
         }
     });
     let relay = Relay::start(&server.addr, c2s, s2c);
-    let group = Group::with_options(Options {
-        startup_timeout: Duration::from_secs(4),
-        ..quick()
-    });
+    let group = Group::with_options(quick().startup_timeout(Duration::from_secs(4)));
     let client = group.makegateway(&spec(&relay.addr, &secret));
     thread::sleep(Duration::from_secs(1));
     drop(client);
@@ -508,7 +503,7 @@ fn item4_bootstrap_line_without_newline_is_bounded() {
     );
     // The same bound when a Python master starts this binary as its interpreter.
     let mut worker = Command::new(BIN)
-        .args(["-u", "-c", execnet::transport::BOOTSTRAP_LINE])
+        .args(["-u", "-c", execnet::bootstrap::BOOTSTRAP_LINE])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

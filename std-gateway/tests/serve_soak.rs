@@ -86,10 +86,7 @@ fn item1_soak_50000_refused_connections_then_an_honest_client() {
          RSS {rss0} kB -> {rss1} kB, memory maps {maps0} -> {maps1}, fds {fds0} -> {fds1}",
         took.as_secs_f64()
     );
-    let group = Group::with_options(Options {
-        startup_timeout: Duration::from_secs(10),
-        ..Options::default()
-    });
+    let group = Group::with_options(Options::new().startup_timeout(Duration::from_secs(10)));
     let gw = group
         .makegateway(&format!(
             "socket={}//secret={}",

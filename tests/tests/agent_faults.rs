@@ -10,8 +10,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use execnet::bootstrap::{agent_line as bootstrap_payload, BOOTSTRAP_LINE};
 use execnet::core::{Envelope, Value};
-use execnet::transport::{bootstrap_payload, BOOTSTRAP_LINE};
 use execnet_tests::interp;
 
 /// An agent on raw pipes, in its own process group (as a popen master starts it).

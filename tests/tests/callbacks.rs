@@ -94,13 +94,10 @@ fn callback_sends_on_its_own_channel(name: &str) {
 /// A value the callback cannot be given (it does not decode under this side's limits)
 /// closes that channel with an error saying so; it is not silently dropped.
 fn undecodable_value_for_a_callback(name: &str) {
-    let options = Options {
-        limits: execnet::core::Limits {
-            max_depth: 3,
-            ..execnet::core::Limits::DEFAULT
-        },
-        ..Options::default()
-    };
+    let options = Options::new().limits(execnet::core::Limits {
+        max_depth: 3,
+        ..execnet::core::Limits::DEFAULT
+    });
     let Some((group, gw)) = group_for(name, options) else {
         return;
     };
@@ -123,10 +120,7 @@ fn undecodable_value_for_a_callback(name: &str) {
 /// Values left unread in channels that are dropped give their bytes back: a long run of
 /// such channels never trips the unread-data bound.
 fn dropped_channels_give_back_their_bytes(name: &str) {
-    let options = Options {
-        max_queued_bytes: 1 << 20,
-        ..Options::default()
-    };
+    let options = Options::new().max_queued_bytes(1 << 20);
     let Some((group, gw)) = group_for(name, options) else {
         return;
     };

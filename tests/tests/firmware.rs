@@ -546,7 +546,7 @@ fn rust_master_drives_the_device() {
     gw.exit();
     assert_eq!(
         gw.exit_status(),
-        Some(execnet::process::Exit::Code(0)),
+        Some(execnet::Exit::Code(0)),
         "the emulator should exit with the firmware's status 0"
     );
     group.terminate(WAIT);

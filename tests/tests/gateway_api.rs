@@ -201,7 +201,9 @@ fn exit_leaves_the_group_and_a_dead_id_is_free_again() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    again.wait_dead(Duration::from_secs(5)).expect("the gateway dies");
+    again
+        .wait_dead(Duration::from_secs(5))
+        .expect("the gateway dies");
     let third = group.makegateway(&spec).unwrap();
     assert_eq!(third.id(), "worker");
     assert_eq!(group.gateways().len(), 1);

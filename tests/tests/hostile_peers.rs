@@ -26,16 +26,14 @@ fn fake(name: &str, body: &str) -> Option<PathBuf> {
 }
 
 fn options() -> Options {
-    Options {
-        startup_timeout: Duration::from_secs(3),
-        exit_timeout: Duration::from_millis(500),
-        max_queued_bytes: 4 << 20,
-        limits: execnet::core::Limits {
+    Options::new()
+        .startup_timeout(Duration::from_secs(3))
+        .exit_timeout(Duration::from_millis(500))
+        .max_queued_bytes(4 << 20)
+        .limits(execnet::core::Limits {
             max_message: 1 << 20,
             ..execnet::core::Limits::DEFAULT
-        },
-        ..Options::default()
-    }
+        })
 }
 
 fn gone(pid: u32) -> bool {
@@ -158,7 +156,7 @@ fn dies_mid_frame() {
     assert_eq!(death_kind(&err), Some(DeathKind::Truncated), "{err}");
     match &err {
         Error::GatewayDied(d) => {
-            assert_eq!(d.exit, Some(execnet::process::Exit::Code(7)), "{d}");
+            assert_eq!(d.exit, Some(execnet::Exit::Code(7)), "{d}");
             assert!(d.stderr_tail.iter().any(|l| l.contains("dying now")), "{d}");
         }
         other => panic!("{other}"),
@@ -203,10 +201,7 @@ fn floods_data_faster_than_we_read_and_is_cut_off() {
     let Some(p) = fake("flood", FLOOD) else {
         return;
     };
-    let group = Group::with_options(Options {
-        on_overflow: execnet::Overflow::Fail,
-        ..options()
-    });
+    let group = Group::with_options(options().on_overflow(execnet::Overflow::Fail));
     let gw = group
         .makegateway(&format!("popen//python={}", p.display()))
         .unwrap();

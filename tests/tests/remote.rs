@@ -144,11 +144,9 @@ fn ssh_api_suite_and_failures() {
     );
     group.terminate(Duration::from_secs(2));
 
-    let options = Options {
-        connect_timeout: Duration::from_secs(3),
-        startup_timeout: Duration::from_secs(10),
-        ..Options::default()
-    };
+    let options = Options::new()
+        .connect_timeout(Duration::from_secs(3))
+        .startup_timeout(Duration::from_secs(10));
     // A host that does not resolve.
     let group = Group::with_options(options.clone());
     let t = Instant::now();
@@ -173,7 +171,7 @@ fn ssh_api_suite_and_failures() {
     match &err {
         Error::Bootstrap(d) => {
             assert_eq!(d.kind, DeathKind::Handshake, "{d}");
-            assert_eq!(d.exit, Some(execnet::process::Exit::Code(127)), "{d}");
+            assert_eq!(d.exit, Some(execnet::Exit::Code(127)), "{d}");
         }
         other => panic!("missing remote python: {other}"),
     }

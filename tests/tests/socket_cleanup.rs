@@ -42,7 +42,7 @@ fn server(name: &str, python: &str, connections: usize) -> (SocketAddr, std::pat
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mut opts = ServeOptions::new(
         "127.0.0.1:0",
-        Some(execnet::auth::Secret::from_file(&secret).unwrap()),
+        Some(execnet::serve::Secret::from_file(&secret).unwrap()),
         Backend::Python(python.into()),
     );
     opts.max_connections = Some(connections);

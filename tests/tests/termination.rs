@@ -70,10 +70,7 @@ fn stuck_ignoring_forking_and_dying_workers_all_end_cleanly() {
     let dir = std::env::temp_dir().join(format!("execnet-term-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let baseline = fd_count();
-    let options = Options {
-        exit_timeout: Duration::from_secs(1),
-        ..Options::default()
-    };
+    let options = Options::new().exit_timeout(Duration::from_secs(1));
 
     // 1. An endless loop in remote code.
     {
@@ -123,7 +120,7 @@ fn stuck_ignoring_forking_and_dying_workers_all_end_cleanly() {
             t.elapsed()
         );
         match gw.exit_status() {
-            Some(execnet::process::Exit::Signal(9)) => {}
+            Some(execnet::Exit::Signal(9)) => {}
             other => panic!("ignore TERM: expected SIGKILL, got {other:?}"),
         }
         assert!(ch.receive::<i64>().is_err());
@@ -174,7 +171,7 @@ fn stuck_ignoring_forking_and_dying_workers_all_end_cleanly() {
         match &err {
             Error::GatewayDied(d) => {
                 assert!(d.cause.contains("inside a message"), "{d}");
-                assert_eq!(d.exit, Some(execnet::process::Exit::Code(3)), "{d}");
+                assert_eq!(d.exit, Some(execnet::Exit::Code(3)), "{d}");
                 assert!(d.stderr_tail.iter().any(|l| l.contains("giving up")), "{d}");
             }
             other => panic!("mid-frame: {other}"),

@@ -290,7 +290,7 @@ fn execmodel_over_via_and_socket() {
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mut opts = execnet::serve::ServeOptions::new(
         "127.0.0.1:0",
-        Some(execnet::auth::Secret::from_file(&secret).unwrap()),
+        Some(execnet::serve::Secret::from_file(&secret).unwrap()),
         execnet::serve::Backend::Python(python.clone()),
     );
     opts.max_connections = Some(1);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 use execnet::core::{decode, encode, Envelope, Limits, StrConfig, Value, Version};
 use execnet::literal::{self, ParseMode, ReprMode};
-use execnet::process::OutputMode;
+use execnet::OutputMode;
 use execnet::{Error, Group, Options};
 
 #[derive(Parser)]
@@ -307,10 +307,7 @@ fn cmd_exec(a: ExecArgs, verbose: bool) -> Result<(), Fail> {
                 .map_err(|e| Fail(2, format!("bad --send value {t:?}: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let options = Options {
-        output: OutputMode::Forward,
-        ..Options::default()
-    };
+    let options = Options::new().output(OutputMode::Forward);
     let start = Instant::now();
     let group = live_group(options);
     let gw = group.makegateway(&a.spec)?;
@@ -559,7 +556,7 @@ fn builtin_worker() -> execnet::worker::Worker {
 fn cmd_serve(a: ServeArgs) -> Result<(), Fail> {
     let secret = match &a.secret_file {
         Some(path) => Some(
-            execnet::auth::Secret::from_file(path)
+            execnet::serve::Secret::from_file(path)
                 .map_err(|e| Fail(2, format!("cannot use the secret: {e}")))?,
         ),
         None => None,
@@ -619,7 +616,7 @@ fn cmd_worker(a: WorkerArgs, bootstrap: bool) -> Result<(), Fail> {
 /// A Python master starts its worker as `PYTHON -u [-B] -c BOOTSTRAP`: when this binary
 /// is given as the interpreter, it acts as a Rust worker.
 fn started_as_interpreter(args: &[String]) -> bool {
-    args.iter().any(|a| a == "-c") && args.iter().any(|a| a == execnet::transport::BOOTSTRAP_LINE)
+    args.iter().any(|a| a == "-c") && args.iter().any(|a| a == execnet::bootstrap::BOOTSTRAP_LINE)
 }
 
 fn main() -> ExitCode {

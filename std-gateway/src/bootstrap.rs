@@ -1,0 +1,20 @@
+//! How a plain Python interpreter becomes a worker, for programs that start one
+//! themselves (a fake interpreter in a test, a launcher, a worker that must recognize
+//! that it was started as one).
+//!
+//! A master starts `PYTHON -u -c BOOTSTRAP_LINE` and writes one line to its stdin: the
+//! agent's source as a Python string literal ([`agent_line`]). The agent then answers
+//! with the byte `1` and speaks the protocol on stdin and stdout.
+
+/// The command line that makes a Python interpreter read and run one line from stdin.
+pub use crate::transport::BOOTSTRAP_LINE;
+
+/// Renders text as an ASCII Python string literal that Python 2 and 3 both evaluate to
+/// the same text.
+pub use crate::transport::py_literal;
+
+/// The line a master writes after starting the interpreter: our agent, with the default
+/// settings, as a literal, and a newline.
+pub fn agent_line() -> Vec<u8> {
+    crate::transport::bootstrap_payload()
+}
