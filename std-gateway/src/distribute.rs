@@ -258,36 +258,28 @@ impl Distributor {
     }
 
     fn finish_start(&mut self, gateway: &Gateway, ch: Channel) -> Result<()> {
-        let fail = |e: Error| {
-            Error::Other(format!(
-                "{}: the worker loop did not start: {e}",
-                gateway.id()
-            ))
+        let on = |error: Error| Error::On {
+            gateway: gateway.id().into(),
+            error: Box::new(error),
         };
-        let ready = ch.receive::<Value>().map_err(fail)?;
+        let ready = ch.receive::<Value>().map_err(on)?;
         let ok = matches!(&ready, Value::Tuple(items)
             if items.first().and_then(Value::as_str) == Some("ready"));
         if !ok {
-            return Err(fail(Error::Other(format!(
-                "unexpected first message {ready:?}"
+            return Err(on(Error::UnexpectedReply(format!(
+                "the worker loop did not start: it sent {ready}"
             ))));
         }
         let slot = self.slots.len();
-        let tx = self.tx.clone();
-        // A marker the loop never sends: it answers with (id, ok, result) triples.
-        let marker = Value::Tuple(vec![
-            Value::Str("execnet-distribute-end".into()),
-            Value::int(slot as i64),
-        ]);
-        let expect = marker.clone();
-        ch.set_callback(
-            move |v| {
-                let event = if v == expect { None } else { Some(v) };
-                let _ = tx.send((slot, event));
+        let (values, end) = (self.tx.clone(), self.tx.clone());
+        ch.set_callback_with_end(
+            move |v: Value| {
+                let _ = values.send((slot, Some(v)));
             },
-            Some(marker),
-        )
-        .map_err(fail)?;
+            move || {
+                let _ = end.send((slot, None));
+            },
+        )?;
         self.slots.push(Slot {
             gateway: gateway.clone(),
             channel: Some(ch),

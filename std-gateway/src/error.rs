@@ -182,9 +182,51 @@ pub enum Error {
     /// A server refused us (wrong or missing secret).
     #[error("connection refused by server: {0}")]
     Refused(String),
-    /// Anything else, with a description.
+    /// An argument the caller gave cannot be used (an empty command, a zero bound, a
+    /// `via=` spec opened without its group).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A secret file could not be used.
+    #[error("secret file {path}: {error}")]
+    Secret {
+        /// The file.
+        path: String,
+        /// Why.
+        error: io::Error,
+    },
+    /// The secure session with a server could not be set up (other than a refusal).
+    #[error("authenticating with {host}: {error}")]
+    Auth {
+        /// `host:port`.
+        host: String,
+        /// What failed.
+        error: io::Error,
+    },
+    /// A server could not listen on its address.
+    #[error("cannot listen on {addr}: {error}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The operating system's error.
+        error: io::Error,
+    },
+    /// What a master sent to start a worker is not a bootstrap line.
+    #[error("bad bootstrap: {0}")]
+    BadBootstrap(String),
+    /// Remote code answered with something its caller does not understand.
+    #[error("unexpected reply: {0}")]
+    UnexpectedReply(String),
+    /// An error that happened on one gateway of several, with that gateway's id.
+    #[error("{gateway}: {error}")]
+    On {
+        /// The gateway id.
+        gateway: String,
+        /// What went wrong there.
+        error: Box<Error>,
+    },
+    /// An [`RSync`](crate::RSync) run had failures (the report says which files).
     #[error("{0}")]
-    Other(String),
+    Rsync(Box<crate::rsync::RsyncError>),
 }
 
 impl From<SpecError> for Error {

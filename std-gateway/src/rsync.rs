@@ -311,7 +311,7 @@ impl std::error::Error for RsyncError {}
 
 impl From<RsyncError> for Error {
     fn from(e: RsyncError) -> Error {
-        Error::Other(e.to_string())
+        Error::Rsync(Box::new(e))
     }
 }
 
@@ -679,16 +679,14 @@ impl<'r, 'a> Run<'r, 'a> {
                     (tag("name"), name.clone()),
                 ]);
                 ch.send(&Value::Tuple(vec![bytes_of(&target.dest), options]))?;
-                let tx = tx.clone();
-                // A marker nothing else sends: the worker sends only tuples led by a tag.
-                let marker = Value::Tuple(vec![tag("execnet-rsync-end"), Value::int(t as i64)]);
-                let expect = marker.clone();
-                ch.set_callback(
-                    move |v| {
-                        let event = if v == expect { None } else { Some(v) };
-                        let _ = tx.send((t, event));
+                let (values, end) = (tx.clone(), tx.clone());
+                ch.set_callback_with_end(
+                    move |v: Value| {
+                        let _ = values.send((t, Some(v)));
                     },
-                    Some(marker),
+                    move || {
+                        let _ = end.send((t, None));
+                    },
                 )?;
                 Ok(ch)
             });

@@ -713,12 +713,14 @@ pub fn serve(
     log: impl Fn(&str) + Send + Sync + 'static,
 ) -> Result<()> {
     if opts.max_unauthenticated == 0 || opts.max_concurrent == 0 {
-        return Err(Error::Other(
+        return Err(Error::InvalidArgument(
             "max_unauthenticated and max_concurrent must be at least 1".into(),
         ));
     }
-    let listener = TcpListener::bind(&opts.bind)
-        .map_err(|e| Error::Other(format!("cannot listen on {}: {e}", opts.bind)))?;
+    let listener = TcpListener::bind(&opts.bind).map_err(|error| Error::Listen {
+        addr: opts.bind.clone(),
+        error,
+    })?;
     let addr = listener.local_addr()?;
     // Non-blocking, so that the loop can notice that it is done serving.
     listener.set_nonblocking(true)?;

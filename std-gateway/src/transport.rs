@@ -158,7 +158,7 @@ pub fn shell_quote(arg: &str) -> String {
 /// one shell-quoted string. No local shell is involved.
 pub fn ssh_argv(spec: &Spec, connect_timeout: Duration) -> Result<Vec<String>> {
     let Transport::Ssh { destination, port } = &spec.transport else {
-        return Err(Error::Other("not an ssh spec".into()));
+        return Err(Error::InvalidArgument(format!("{spec} is not an ssh spec")));
     };
     let remote = || -> Vec<String> {
         python_argv(spec, "python3")
@@ -203,7 +203,7 @@ pub fn ssh_argv(spec: &Spec, connect_timeout: Duration) -> Result<Vec<String>> {
 fn spawn_worker(argv: &[String], spec: &Spec, options: &Options, local_env: bool) -> Result<Link> {
     let (program, args) = argv
         .split_first()
-        .ok_or_else(|| Error::Other("empty command".into()))?;
+        .ok_or_else(|| Error::InvalidArgument("an empty python= command".into()))?;
     tracing::debug!(?argv, "starting the worker");
     let mut cmd = Command::new(program);
     cmd.args(args);
@@ -241,8 +241,12 @@ fn socket(
     // A secret file that cannot be used is reported before any connection is made.
     let secret = match secret {
         Some(path) => Some(
-            crate::auth::Secret::from_file(std::path::Path::new(path))
-                .map_err(|e| Error::Other(format!("secret={path}: {e}")))?,
+            crate::auth::Secret::from_file(std::path::Path::new(path)).map_err(|error| {
+                Error::Secret {
+                    path: path.into(),
+                    error,
+                }
+            })?,
         ),
         None => None,
     };
@@ -289,7 +293,10 @@ fn socket(
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             Error::Refused(e.to_string())
         } else {
-            Error::Other(format!("authenticating with {host}:{port}: {e}"))
+            Error::Auth {
+                host: format!("{host}:{port}"),
+                error: e,
+            }
         }
     })?;
     stream.set_read_timeout(None)?;
@@ -307,7 +314,7 @@ fn socket(
 /// Opens the byte stream for `spec`.
 pub(crate) fn connect(spec: &Spec, options: &Options) -> Result<Link> {
     if spec.via.is_some() {
-        return Err(Error::Other(
+        return Err(Error::InvalidArgument(
             "via= needs a group that holds the named gateway: use Group::makegateway".into(),
         ));
     }

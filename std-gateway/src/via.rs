@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gateway::{Gateway, Link, Options};
 use crate::spec::{Spec, Transport};
 use crate::transport::{bootstrap_payload_with, python_argv, ssh_argv, AgentConfig};
@@ -71,12 +71,10 @@ pub(crate) fn open(through: &Gateway, spec: Spec, id: &str, options: &Options) -
         Transport::Socket { host, port } => ch.send(&("socket", (host, port)))?,
     }
     let mut writer = ch.writer();
-    writer
-        .write_all(&bootstrap_payload_with(&AgentConfig::for_spec(
-            &spec,
-            options.limits.max_message,
-        )))
-        .map_err(|e| Error::Other(format!("via {}: {e}", through.id())))?;
+    writer.write_all(&bootstrap_payload_with(&AgentConfig::for_spec(
+        &spec,
+        options.limits.max_message,
+    )))?;
     let closer_ch = ch.clone();
     let link = Link {
         input: Box::new(ch.reader()),

@@ -129,7 +129,7 @@ impl Worker {
             return Err(Error::Eof);
         }
         if line.last() != Some(&b'\n') && line.len() > MAX_BOOTSTRAP_LINE {
-            return Err(Error::Other(format!(
+            return Err(Error::BadBootstrap(format!(
                 "bootstrap line longer than {MAX_BOOTSTRAP_LINE} bytes without a newline \
                  (expected one line of Python source as a string literal)"
             )));
