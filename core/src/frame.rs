@@ -5,7 +5,7 @@ use core::fmt;
 
 pub use crate::buffer::{FixedBuf, InputBuf};
 
-/// The message types (PROTOCOL.md section 2).
+/// The message types (see [`protocol`](crate::protocol), section 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]

@@ -44,6 +44,7 @@
 //! - [`frame`] and [`buffer`]: the 9-byte message header, the frame reader, and the
 //!   buffers frames wait in.
 //! - [`engine`]: the protocol as a sans-IO driver, [`engine::Connection`].
+//! - [`protocol`]: the wire format and the protocol, described in prose.
 //!
 //! ## The data path
 //!
@@ -119,6 +120,8 @@ pub mod error;
 pub mod frame;
 pub mod limits;
 pub mod opcode;
+#[doc = include_str!("../PROTOCOL.md")]
+pub mod protocol {}
 #[cfg(feature = "alloc")]
 mod owned;
 #[cfg(feature = "alloc")]

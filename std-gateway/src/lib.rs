@@ -45,7 +45,7 @@
 //!   [`serve`]: a socket server that starts workers for remote masters.
 //!
 //! The codec and the protocol driver live in [`execnet_core`], re-exported as
-//! [`core`]; its `protocol` page describes the wire format.
+//! [`core`]; [`core::protocol`] describes the wire format.
 //!
 //! ## Threads, callbacks, timeouts and lifetimes
 //!

@@ -1,5 +1,5 @@
 //! Transports: how a gateway's byte stream reaches its worker, and the bootstrap that
-//! turns a plain interpreter into one (PROTOCOL.md section 3).
+//! turns a plain interpreter into one (the `protocol` page of `execnet_core`, section 3).
 
 use std::io::Write;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
