@@ -95,6 +95,8 @@
 //! index whose probes are budgeted, and a stable sort takes over when hostile keys
 //! collide, so no secret seed is needed.
 #![no_std]
+// docs.rs builds with `--cfg docsrs` on nightly: feature-gated items get their badge.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(

@@ -100,6 +100,8 @@
 //! decodes it into a [`Value`] or any `Deserialize` type. The Rust worker (`worker.rs`)
 //! is the same session in the worker's role, with a thread per call.
 #![forbid(unsafe_code)]
+// docs.rs builds with `--cfg docsrs` on nightly: feature-gated items get their badge.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod auth;
