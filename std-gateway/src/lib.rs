@@ -137,6 +137,11 @@ pub use process::{Exit, OutputMode};
 pub use rsync::RSync;
 pub use spec::Spec;
 
+/// The README's Rust examples, compiled by `cargo test` so that they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     /// What the crate docs promise: every handle can move to and be shared with any
