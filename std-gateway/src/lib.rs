@@ -53,8 +53,6 @@ pub mod distribute;
 pub mod error;
 pub mod gateway;
 pub mod group;
-pub mod json;
-pub mod literal;
 pub mod multi;
 pub mod process;
 pub mod rsync;

@@ -9,7 +9,12 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use execnet::core::Value;
-use execnet::literal::{parse, ParseMode};
+
+// The binary's literal parser, to compare printed values where set order may differ.
+#[path = "../src/bin/execnet/literal.rs"]
+#[allow(dead_code)]
+mod literal;
+use literal::{parse, ParseMode};
 
 fn execnet() -> Command {
     Command::new(env!("CARGO_BIN_EXE_execnet"))
