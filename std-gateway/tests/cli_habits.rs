@@ -74,7 +74,7 @@ fn info_json_gives_one_object_per_spec() {
     let items = items.as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["spec"], spec.as_str());
-    assert!(items[0]["version"].as_str().unwrap().starts_with("3.11."));
+    assert!(items[0]["version"].as_str().unwrap().starts_with("3."));
     assert_eq!(items[0]["version_info"][0], 3);
     assert!(items[0]["pid"].as_i64().unwrap() > 0);
     assert!(items[0]["startup_seconds"].as_f64().unwrap() > 0.0);
