@@ -4,8 +4,8 @@ Each round runs, in alternating order, `execnet decode FILE` (the release binary
 `python -c "sys.stdout.write(repr(execnet.loads(open(FILE,'rb').read())))"` (execnet
 2.1.2 on CPython 3.11), both writing to /dev/null, and takes each process's wall time
 and peak RSS (from wait4). The table gives the median and range of each side's time and
-of the per-round ratio (reference time / ours: above 1 means ours is faster), and our
-peak RSS as a multiple of the input's size, for 50 MB of random bytes and for inputs
+of the per-round ratio (reference time / ours: above 1 means ours is faster), and each
+side's peak RSS as a multiple of the input's size, for 50 MB of random bytes and for inputs
 made of many small values (where a decoded value is larger than its encoding).
 
 Usage: python3 std-gateway/benches/compare_decode_cli.py [ROUNDS] [PYTHON]
@@ -71,13 +71,13 @@ def main():
     kinds = ["bytes_50mb", "ints_1m", "strs_200k", "nested_100k", "nones_tuple_2m"]
     print("%d rounds, ours: %s, reference: execnet 2.1.2 on %s" % (ROUNDS, OURS, PYTHON))
     print()
-    print("| input | bytes | ours (s) | repr(loads()) (s) | per-round ratio, median (range) | our peak RSS / input |")
-    print("|---|---|---|---|---|---|")
+    print("| input | bytes | ours (s) | repr(loads()) (s) | per-round ratio, median (range) | peak RSS / input, ours | reference |")
+    print("|---|---|---|---|---|---|---|")
     for kind in kinds:
         path = os.path.join(tmp, kind + ".bin")
         subprocess.check_call([PYTHON, "-c", MAKE, kind, path], env=env)
         size = os.path.getsize(path)
-        ours, theirs, ratios, rss = [], [], [], []
+        ours, theirs, ratios, rss, ref_rss = [], [], [], [], []
         for r in range(ROUNDS):
             sides = [("ours", [OURS, "decode", path]), ("ref", [PYTHON, "-c", REPR, path])]
             if r % 2:
@@ -86,13 +86,12 @@ def main():
             for name, argv in sides:
                 wall, peak = run(argv, env)
                 times[name] = wall
-                if name == "ours":
-                    rss.append(peak)
+                (rss if name == "ours" else ref_rss).append(peak)
             ours.append(times["ours"])
             theirs.append(times["ref"])
             ratios.append(times["ref"] / times["ours"])
         print(
-            "| %s | %s | %.3f (%.3f-%.3f) | %.3f (%.3f-%.3f) | %.2fx (%.2f-%.2f) | %.2f |"
+            "| %s | %s | %.3f (%.3f-%.3f) | %.3f (%.3f-%.3f) | %.2fx (%.2f-%.2f) | %.2f | %.2f |"
             % (
                 kind,
                 "{:,}".format(size),
@@ -100,6 +99,7 @@ def main():
                 median(theirs), min(theirs), max(theirs),
                 median(ratios), min(ratios), max(ratios),
                 max(rss) / size,
+                max(ref_rss) / size,
             )
         )
         os.remove(path)

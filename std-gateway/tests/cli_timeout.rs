@@ -404,3 +404,29 @@ fn exec_applies_backpressure_to_a_fast_worker() {
     assert!(status.success(), "{status:?} {err}");
     assert_eq!(lines, 48, "{err}");
 }
+
+/// A value the worker cannot load is the worker's error about our input (its `LoadError`,
+/// status 1), not a protocol error blamed on the worker.
+#[test]
+fn a_value_the_worker_cannot_load_is_reported_as_its_error() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    // CPython 3.11 refuses to convert ints of more than 4,300 digits.
+    let out = execnet()
+        .args([
+            "exec",
+            "--timeout",
+            "20",
+            &format!("popen//python={}", py.path.display()),
+            "channel.send(channel.receive())",
+            "--send",
+            &"7".repeat(5000),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("LoadError"), "{err}");
+    assert!(!err.contains("protocol error"), "{err}");
+}
