@@ -169,7 +169,11 @@ fn version_of(python: &Path) -> Option<String> {
 pub fn all() -> Vec<Interp> {
     match std::fs::read_to_string(refdir().join("interpreters.env")) {
         Ok(text) => parse_env(&text),
-        Err(_) => discover(),
+        Err(_) => {
+            // Discovery runs `python3` to learn its version: once per test binary.
+            static FOUND: std::sync::OnceLock<Vec<Interp>> = std::sync::OnceLock::new();
+            FOUND.get_or_init(discover).clone()
+        }
     }
 }
 
