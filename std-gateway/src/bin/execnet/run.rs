@@ -270,9 +270,7 @@ fn print_value(out: &mut impl Write, v: &Value, json: bool) -> std::io::Result<(
     } else {
         crate::codec::write_literal(&mut *out, v, ReprMode::Py3(StrConfig::GATEWAY))?;
     }
-    out.write_all(b"\n")?;
-    // A line as soon as it comes, for whoever watches.
-    out.flush()
+    out.write_all(b"\n")
 }
 
 /// The bound on values received and not yet printed: a printer needs no more, and the
@@ -331,7 +329,16 @@ pub fn cmd_exec(a: ExecArgs, v: Verbosity) -> Result<(), Fail> {
     phase("waiting for values from the remote code");
     let mut out = crate::stdout();
     loop {
-        match ch.receive_value_with_config(deadline.left()) {
+        // Values that are already here go out together; before waiting for more, what
+        // was printed is flushed, so that each line shows as soon as it can.
+        let next = match ch.receive_value_with_config(Some(Duration::ZERO)) {
+            Err(Error::Timeout(_)) => {
+                out.flush().map_err(output_failed)?;
+                ch.receive_value_with_config(deadline.left())
+            }
+            other => other,
+        };
+        match next {
             Ok((value, _)) => print_value(&mut out, &value, a.json).map_err(output_failed)?,
             Err(Error::Eof) => break,
             Err(Error::Remote(r)) => {
