@@ -336,6 +336,24 @@ fn verbosity_and_execnet_debug_turn_tracing_on() {
         }
         assert!(!err.contains("TRACE"), "{err}");
     }
+    // A worker that does not inherit the environment (as over ssh) hears it from the
+    // master at bootstrap.
+    let py = interp::require("cpython3.11").unwrap();
+    let out = execnet()
+        .env("EXECNET_DEBUG", "1")
+        .args([
+            "exec",
+            &format!("popen//python=env -u EXECNET_DEBUG {}", py.path.display()),
+            "import os; channel.send(os.environ.get('EXECNET_DEBUG'))",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "None\n", "{err}");
+    assert!(
+        err.contains("execnet agent[") && err.contains("started:"),
+        "{err}"
+    );
     let err = run(&["-vvv"], false);
     assert!(err.contains("TRACE"), "{err}");
     let err = run(&["-v"], false);

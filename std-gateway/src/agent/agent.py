@@ -1648,8 +1648,9 @@ def _cleanup():
 
 _EXIT_CODES = {"terminate": 0, "eof": 0, "fatal": 1}
 
-# EXECNET_DEBUG (as the reference reads it): a line on stderr at start, for each
-# execution and at the end. The master forwards or captures stderr, never the protocol.
+# EXECNET_DEBUG (as the reference reads it), in the environment or passed on by the
+# master in the configuration: a line on stderr at start, for each execution and at the
+# end. The master forwards or captures stderr, never the protocol.
 _DEBUG = os.environ.get("EXECNET_DEBUG") not in (None, "", "0")
 
 
@@ -1830,7 +1831,10 @@ def _install_execnet_module(namespace):
 
 
 def _main(namespace):
+    global _DEBUG
     config = namespace.get("execnet_config") or {}
+    if config.get("debug"):
+        _DEBUG = True
     backend = config.get("execmodel") or "thread"
     max_message = config.get("max_message") or 256 * 1024 * 1024
     if backend in ("eventlet", "gevent"):
