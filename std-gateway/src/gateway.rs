@@ -22,7 +22,8 @@ use crate::spec::Spec;
 /// Options for starting a gateway.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// How long the worker may take to start and answer the handshake.
+    /// How long the worker may take to start, answer the handshake, and apply the spec's
+    /// `chdir=` and `env:`.
     pub startup_timeout: Duration,
     /// What to do with the worker's stderr and with what its code prints.
     pub output: OutputMode,
