@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use execnet::core::repr::{repr, ReprMode};
 use execnet::core::StrConfig;
-use execnet::literal::{repr, ReprMode};
 use execnet::{Group, Value};
 
 fn main() -> Result<(), execnet::Error> {

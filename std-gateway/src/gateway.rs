@@ -41,7 +41,8 @@ use crate::spec::Spec;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Options {
-    /// How long the worker may take to start and answer the handshake.
+    /// How long the worker may take to start, answer the handshake, and apply the spec's
+    /// `chdir=` and `env:`.
     pub startup_timeout: Duration,
     /// What to do with the worker's stderr and with what its code prints.
     pub output: OutputMode,
@@ -306,6 +307,7 @@ impl Gateway {
                 group: std::sync::Mutex::new(std::sync::Weak::new()),
             }),
         };
+        let started = std::time::Instant::now();
         let (tx, rx) = mpsc::channel();
         let reader_session = session.clone();
         thread::Builder::new()
@@ -346,13 +348,15 @@ impl Gateway {
                 return Err(Error::Bootstrap(death));
             }
         }
-        gw.setup_remote()?;
+        gw.setup_remote(options.startup_timeout.saturating_sub(started.elapsed()))?;
         Ok(gw)
     }
 
     /// Applies the spec's `chdir` and `env` on the remote side (the agent applies `nice`
-    /// itself at bootstrap, before any thread starts, so that it holds process-wide).
-    fn setup_remote(&self) -> Result<()> {
+    /// itself at bootstrap, before any thread starts, so that it holds process-wide),
+    /// within what is left of the startup timeout: a worker that answers the handshake
+    /// and then nothing must not hold the start up for ever.
+    fn setup_remote(&self, left: Duration) -> Result<()> {
         let spec = &self.inner.spec;
         if spec.chdir.is_none() && spec.env.is_empty() {
             return Ok(());
@@ -364,7 +368,23 @@ impl Gateway {
              for name, value in env.items():\n    os.environ[name] = value\n",
         )?;
         ch.send(&(spec.chdir.as_deref(), &spec.env))?;
-        ch.wait_close(None)
+        match ch.wait_close(Some(left)) {
+            Err(Error::Timeout(_)) => Err(Error::Bootstrap(Death {
+                kind: DeathKind::Handshake,
+                cause: format!(
+                    "no answer to the setup of chdir= and env: within the startup timeout ({:.1} s left)",
+                    left.as_secs_f64()
+                ),
+                exit: None,
+                stderr_tail: self
+                    .session()
+                    .process
+                    .as_ref()
+                    .map(|p| p.output().tail())
+                    .unwrap_or_default(),
+            })),
+            other => other,
+        }
     }
 
     fn session(&self) -> &Arc<Session> {

@@ -112,8 +112,6 @@ pub mod distribute;
 pub mod error;
 pub mod gateway;
 pub mod group;
-pub mod json;
-pub mod literal;
 pub mod multi;
 pub(crate) mod process;
 pub mod rsync;

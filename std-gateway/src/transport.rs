@@ -121,6 +121,11 @@ impl AgentConfig {
         if let Some(id) = &self.id {
             s.push_str(&format!(", 'id': {}", py_literal(&format!("{id}-worker"))));
         }
+        // `EXECNET_DEBUG` here turns the agent's own log on wherever it runs (an ssh
+        // host or a socket server does not get this process's environment).
+        if std::env::var_os("EXECNET_DEBUG").is_some_and(|v| !v.is_empty() && v != "0") {
+            s.push_str(", 'debug': 1");
+        }
         s.push_str("}\n");
         s
     }

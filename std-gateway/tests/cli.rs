@@ -9,7 +9,12 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use execnet::core::Value;
-use execnet::literal::{parse, ParseMode};
+
+// The binary's literal parser, to compare printed values where set order may differ.
+#[path = "../src/bin/execnet/literal.rs"]
+#[allow(dead_code)]
+mod literal;
+use literal::{parse, ParseMode};
 
 fn execnet() -> Command {
     Command::new(env!("CARGO_BIN_EXE_execnet"))
@@ -58,7 +63,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
 
 /// Records of `tests/py/gen_values.py`: (dumps bytes, repr text).
 fn reference_values(count: usize) -> Option<Vec<(Vec<u8>, String)>> {
-    let py = interp::require("cpython3.11")?;
+    let py = interp::require_reference("cpython3.11")?;
     let file = std::env::temp_dir().join(format!("execnet-cli-values-{}.bin", std::process::id()));
     let out = interp::python_command(&py, true)
         .arg(concat!(
@@ -170,7 +175,7 @@ fn decode_and_encode_agree_with_the_reference() {
 
 #[test]
 fn decode_agrees_on_every_vector() {
-    let Some(py) = interp::require("cpython3.11") else {
+    let Some(py) = interp::require_reference("cpython3.11") else {
         return;
     };
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors");
@@ -336,7 +341,7 @@ fn exec_prints_values_and_info_prints_a_table() {
     assert_eq!(lines.len(), 3, "{table}");
     assert!(lines[0].starts_with("spec") && lines[0].contains("startup"));
     assert!(
-        lines[1].contains("3.11.") && lines[2].contains("2.7."),
+        lines[1].contains(" 3.") && lines[2].contains(" 2.7."),
         "{table}"
     );
 }

@@ -84,7 +84,7 @@ fn secret_required_and_checked() {
 
 #[test]
 fn reference_master_against_insecure_server() {
-    let Some(py) = interp::require("cpython3.11") else {
+    let Some(py) = interp::require_reference("cpython3.11") else {
         return;
     };
     let server = Server::start(&["--insecure-no-auth", "--python", py.path.to_str().unwrap()]);
@@ -142,7 +142,7 @@ fn our_client_against_rust_worker_server() {
 
 #[test]
 fn reference_drives_the_rust_worker() {
-    let Some(py) = interp::require("cpython3.11") else {
+    let Some(py) = interp::require_reference("cpython3.11") else {
         return;
     };
     let out = interp::python_command(&py, true)

@@ -1,10 +1,18 @@
-//! Finding the interpreters and the reference execnet the tests run against.
+//! Finding the interpreters, tools and the reference execnet the tests run against.
 //!
 //! `.ci/setup` writes `interpreters.env` (lines `NAME=PATH`) into the reference
-//! directory; without it the interpreters are discovered the same way: pyenv's CPython
-//! versions, and `pypy3` / `jython` on `PATH`. With `CI=true`, a missing interpreter is
-//! a test failure, not a skip.
+//! directory; without it the interpreters are discovered: pyenv's CPython versions,
+//! `pythonX.Y`, `pypy3` and `jython` on `PATH`, and the `python3` on `PATH` under its
+//! own version. With `CI=true`, anything missing is a test failure, not a skip.
+//!
+//! Elsewhere (a machine with Rust and one `python3`), a test whose interpreter, tool or
+//! reference install is missing returns early, and says so where a person sees it: a
+//! line on the terminal (written past the test harness's capture) naming the test, what
+//! it lacks and how to get it, after a summary of what this machine has. The tests
+//! written for CPython 3.11, the suite's "any CPython 3", run on the newest CPython 3.8+
+//! there is when 3.11 is missing, and the summary says which.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -116,6 +124,7 @@ fn discover() -> Vec<Interp> {
             .map(|p| p.parse::<u32>().unwrap_or(0))
             .collect::<Vec<_>>()
     });
+    let plain = which("python3").and_then(|p| Some((version_of(&p)?, p)));
     let mut found = Vec::new();
     for name in NAMES {
         let path = match name.strip_prefix("cpython") {
@@ -124,7 +133,14 @@ fn discover() -> Vec<Interp> {
                 .rev()
                 .find(|v| v.starts_with(&format!("{xy}.")))
                 .map(|v| root.join("versions").join(v).join("bin").join("python"))
-                .filter(|p| p.is_file()),
+                .filter(|p| p.is_file())
+                .or_else(|| which(&format!("python{xy}")))
+                .or_else(|| {
+                    plain
+                        .as_ref()
+                        .filter(|(v, _)| v == xy)
+                        .map(|(_, p)| p.clone())
+                }),
             None => which(name),
         };
         if let (Some(path), Some(family)) = (path, family(name)) {
@@ -138,11 +154,26 @@ fn discover() -> Vec<Interp> {
     found
 }
 
+/// `X.Y` of a Python executable.
+fn version_of(python: &Path) -> Option<String> {
+    let out = Command::new(python)
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// Every interpreter on this machine.
 pub fn all() -> Vec<Interp> {
     match std::fs::read_to_string(refdir().join("interpreters.env")) {
         Ok(text) => parse_env(&text),
-        Err(_) => discover(),
+        Err(_) => {
+            // Discovery runs `python3` to learn its version: once per test binary.
+            static FOUND: std::sync::OnceLock<Vec<Interp>> = std::sync::OnceLock::new();
+            FOUND.get_or_init(discover).clone()
+        }
     }
 }
 
@@ -151,14 +182,134 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
+/// A line where the person running the tests sees it: the harness captures `eprintln!`
+/// of passing tests, not writes to the stderr handle.
+fn tell(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// The test running now, as the harness names its thread.
+fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string()
+}
+
+/// Once per test binary: what this machine has and lacks, and where the rest comes from.
+fn summary_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let found = all();
+        let have: Vec<&str> = found.iter().map(|i| i.name.as_str()).collect();
+        let missing: Vec<&str> = NAMES.into_iter().filter(|n| !have.contains(n)).collect();
+        let mut text = format!(
+            "execnet tests: {} of {} interpreters here ({}); missing: {}.",
+            have.len(),
+            NAMES.len(),
+            if have.is_empty() {
+                "none".to_string()
+            } else {
+                have.join(", ")
+            },
+            if missing.is_empty() {
+                "none".to_string()
+            } else {
+                missing.join(", ")
+            },
+        );
+        if let Some(stand_in) = stand_in_for_311(&found) {
+            text.push_str(&format!(
+                " Tests written for cpython3.11 run on {} ({}).",
+                stand_in.name,
+                stand_in.path.display()
+            ));
+        }
+        text.push_str(
+            " Tests that need what is missing return early and say so below; CI=true makes \
+             them fail instead; `bash .ci/run` installs everything (Debian).",
+        );
+        tell(&text);
+    });
+}
+
+/// Reports that the running test returns early for want of `what` (outside CI).
+pub fn skip(what: &str, install: &str) {
+    summary_once();
+    tell(&format!(
+        "SKIP {}: {what} is not installed ({install})",
+        test_name()
+    ));
+}
+
+/// The CPython 3 that stands in for 3.11 when 3.11 is missing: the newest 3.8+.
+fn stand_in_for_311(found: &[Interp]) -> Option<Interp> {
+    if found.iter().any(|i| i.name == "cpython3.11") {
+        return None;
+    }
+    found
+        .iter()
+        .filter(|i| matches!(i.family, Family::CPython3 { minor } if minor >= 8))
+        .max_by_key(|i| match i.family {
+            Family::CPython3 { minor } => minor,
+            _ => 0,
+        })
+        .cloned()
+}
+
 /// The interpreter called `name`. When it is missing: a panic under CI, otherwise a
-/// `SKIP:` line on stderr and `None`.
+/// reported skip and `None`. Outside CI, `cpython3.11` (the suite's "any CPython 3") is
+/// stood in for by the newest CPython 3.8+ there is.
 pub fn require(name: &str) -> Option<Interp> {
-    match all().into_iter().find(|i| i.name == name) {
-        Some(i) => Some(i),
+    let found = all();
+    match found.iter().find(|i| i.name == name) {
+        Some(i) => Some(i.clone()),
         None if in_ci() => panic!("interpreter {name} is not installed (run .ci/setup)"),
         None => {
-            eprintln!("SKIP: {name} not installed");
+            if name == "cpython3.11" {
+                if let Some(stand_in) = stand_in_for_311(&found) {
+                    summary_once();
+                    return Some(stand_in);
+                }
+            }
+            let install = match name {
+                "pypy3" | "jython" => "run .ci/setup, or apt-get install pypy3 jython",
+                _ => "run .ci/setup, or install it with pyenv",
+            };
+            skip(name, install);
+            None
+        }
+    }
+}
+
+/// As [`require`], and the reference execnet for it must be installed too.
+pub fn require_reference(name: &str) -> Option<Interp> {
+    let interp = require(name)?;
+    let dir = reference_path(&interp);
+    if dir.join("execnet").is_dir() {
+        return Some(interp);
+    }
+    if in_ci() {
+        panic!(
+            "reference execnet missing at {} (run .ci/setup)",
+            dir.display()
+        );
+    }
+    skip(
+        &format!("the reference execnet for {} (at {})", interp.name, dir.display()),
+        "run .ci/setup, or `pip install --target DIR execnet==2.1.2` (1.9.0 for Python 2 and Jython) and set EXECNET_REFDIR",
+    );
+    None
+}
+
+/// A program on `PATH`; when it is missing, a panic under CI, otherwise a reported skip
+/// and `None`.
+pub fn require_tool(program: &str, install: &str) -> Option<PathBuf> {
+    match which(program) {
+        Some(p) => Some(p),
+        None if in_ci() => panic!("{program} is not installed ({install})"),
+        None => {
+            skip(program, install);
             None
         }
     }

@@ -36,7 +36,7 @@ fn run(cmd: &mut Command) {
 
 impl Sshd {
     /// Starts one under `tag` (which keeps parallel tests apart). Missing sshd: a panic
-    /// under CI, otherwise a `SKIP:` line and `None`.
+    /// under CI, otherwise a reported skip and `None`.
     pub fn start(tag: &str) -> Option<Sshd> {
         let sshd = ["/usr/sbin/sshd", "/usr/bin/sshd"]
             .into_iter()
@@ -44,7 +44,7 @@ impl Sshd {
             .find(|p| p.exists());
         let Some(sshd) = sshd else {
             assert!(!interp::in_ci(), "sshd is not installed (run .ci/setup)");
-            eprintln!("SKIP: sshd not installed");
+            interp::skip("sshd", "apt-get install openssh-server");
             return None;
         };
         let dir = std::env::temp_dir().join(format!("execnet-sshd-{tag}-{}", std::process::id()));

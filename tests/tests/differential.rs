@@ -230,7 +230,7 @@ fn seq(out: &mut String, open: &str, items: execnet_core::value::Seq<'_, '_>, cl
 }
 
 fn reference_to_ours(name: &str) {
-    let Some(py) = interp::require(name) else {
+    let Some(py) = interp::require_reference(name) else {
         return;
     };
     let tmp = TempDir::new(&format!("a-{name}"));
@@ -833,7 +833,7 @@ fn show(v: &Value) -> String {
 }
 
 fn ours_to_reference(name: &str) {
-    let Some(py) = interp::require(name) else {
+    let Some(py) = interp::require_reference(name) else {
         return;
     };
     let fam = if is_py2(&py) { Fam::Py2 } else { Fam::Py3 };

@@ -55,8 +55,8 @@ fn demo() {
 #[test]
 fn py2_values() {
     let (Some(py27), Some(py311)) = (
-        interp::require("cpython2.7"),
-        interp::require("cpython3.11"),
+        interp::require_reference("cpython2.7"),
+        interp::require_reference("cpython3.11"),
     ) else {
         return;
     };

@@ -54,7 +54,7 @@ fn require_tool(program: &str, install: &str) -> Option<PathBuf> {
         Some(p) => Some(p),
         None if interp::in_ci() => panic!("{program} is not installed ({install})"),
         None => {
-            eprintln!("SKIP: {program} not installed ({install})");
+            interp::skip(program, install);
             None
         }
     }
@@ -185,7 +185,7 @@ impl Drop for Scratch {
 #[test]
 fn reference_master_drives_the_device() {
     let _turn = one_at_a_time();
-    let Some(py) = interp::require("cpython3.11") else {
+    let Some(py) = interp::require_reference("cpython3.11") else {
         return;
     };
     let Some(elf) = firmware() else {
@@ -248,7 +248,7 @@ fn reference_master_drives_the_device() {
 #[test]
 fn a_killed_master_leaves_no_emulator() {
     let _turn = one_at_a_time();
-    let Some(py) = interp::require("cpython3.11") else {
+    let Some(py) = interp::require_reference("cpython3.11") else {
         return;
     };
     if firmware().is_none() {

@@ -50,7 +50,7 @@ impl Sshd {
             .find(|p| p.exists());
         let Some(sshd) = sshd else {
             assert!(!interp::in_ci(), "sshd is not installed (run .ci/setup)");
-            eprintln!("SKIP: sshd not installed");
+            interp::skip("sshd", "apt-get install openssh-server");
             return None;
         };
         let dir = std::env::temp_dir().join(format!("execnet-sshd-{}", std::process::id()));
@@ -191,7 +191,7 @@ fn reference_socketserver(py: &interp::Interp, port: u16) -> Daemon {
 
 #[test]
 fn socket_client_against_reference_socketserver() {
-    let Some(py) = interp::require("cpython3.11") else {
+    let Some(py) = interp::require_reference("cpython3.11") else {
         return;
     };
     let port = free_port();

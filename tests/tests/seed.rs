@@ -28,8 +28,8 @@ fn script(name: &str) -> String {
 #[test]
 fn a_python2_dumps_file_round_trip() {
     let (Some(py27), Some(py311)) = (
-        interp::require("cpython2.7"),
-        interp::require("cpython3.11"),
+        interp::require_reference("cpython2.7"),
+        interp::require_reference("cpython3.11"),
     ) else {
         return;
     };
@@ -193,9 +193,9 @@ fn parse_rows(text: &str) -> Vec<Vec<String>> {
 #[test]
 fn c_strconfig_session_matches_reference() {
     let (Some(py311), Some(py27), Some(py37)) = (
-        interp::require("cpython3.11"),
-        interp::require("cpython2.7"),
-        interp::require("cpython3.7"),
+        interp::require_reference("cpython3.11"),
+        interp::require_reference("cpython2.7"),
+        interp::require_reference("cpython3.7"),
     ) else {
         return;
     };

@@ -213,29 +213,49 @@ impl<W: Write + ?Sized> Printer<'_, W> {
         let out = &mut *self.out;
         out.write_str(prefix)?;
         out.write_char(q)?;
-        // Runs of plain characters go out in one piece.
-        let plain = |c: u8| (0x20..=0x7e).contains(&c) && c != b'\\' && char::from(c) != q;
-        let mut rest = b;
-        while !rest.is_empty() {
-            let n = rest.iter().take_while(|&&c| plain(c)).count();
-            let (run, tail) = rest.split_at(n);
-            out.write_str(core::str::from_utf8(run).unwrap_or(""))?;
-            let Some((&c, tail)) = tail.split_first() else {
-                break;
-            };
-            match c {
-                b'\\' => out.write_str("\\\\")?,
-                b'\t' => out.write_str("\\t")?,
-                b'\n' => out.write_str("\\n")?,
-                b'\r' => out.write_str("\\r")?,
-                c if char::from(c) == q => {
-                    out.write_char('\\')?;
-                    out.write_char(q)?;
-                }
-                c => write!(out, "\\x{c:02x}")?,
+        // Escaped text is gathered in a small buffer and written a chunk at a time: one
+        // `write_str` per byte costs more than the escaping itself on binary data.
+        let hex = |nibble: u8| {
+            b"0123456789abcdef"
+                .get(usize::from(nibble))
+                .copied()
+                .unwrap_or(b'0')
+        };
+        let mut chunk = [0u8; 512];
+        let mut n = 0;
+        for &c in b {
+            if n + 4 > chunk.len() {
+                out.write_str(core::str::from_utf8(chunk.get(..n).unwrap_or(&[])).unwrap_or(""))?;
+                n = 0;
             }
-            rest = tail;
+            let escaped: &[u8] = match c {
+                b'\\' => b"\\\\",
+                b'\t' => b"\\t",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                c if char::from(c) == q => {
+                    if q == '"' {
+                        b"\\\""
+                    } else {
+                        b"\\'"
+                    }
+                }
+                0x20..=0x7e => core::slice::from_ref(&c),
+                c => {
+                    let escape = [b'\\', b'x', hex(c >> 4), hex(c & 0xf)];
+                    if let Some(slot) = chunk.get_mut(n..n + 4) {
+                        slot.copy_from_slice(&escape);
+                    }
+                    n += 4;
+                    continue;
+                }
+            };
+            if let Some(slot) = chunk.get_mut(n..n + escaped.len()) {
+                slot.copy_from_slice(escaped);
+            }
+            n += escaped.len();
         }
+        out.write_str(core::str::from_utf8(chunk.get(..n).unwrap_or(&[])).unwrap_or(""))?;
         out.write_char(q)
     }
 

@@ -1389,6 +1389,10 @@ class Gateway(object):
             except Exception:
                 ch._close("LoadError: bad CHANNEL_EXEC payload: " + traceback.format_exc())
                 return
+            if call_name:
+                _debug("channel %d: call %s" % (id, call_name))
+            else:
+                _debug("channel %d: exec %d bytes of source" % (id, len(source)))
             self._runner.submit((ch, source, filename, call_name, kwargs))
         elif code == CHANNEL_CLOSE or code == CHANNEL_LAST_MESSAGE:
             self._remote_close(id, None, code == CHANNEL_LAST_MESSAGE)
@@ -1511,6 +1515,7 @@ class Gateway(object):
 
     def _end(self, why, detail=None):
         self._finished = True
+        _debug("ending: %s" % (why,))
         if detail:
             try:
                 sys.stderr.write("execnet agent: %s\n" % (detail,))
@@ -1645,6 +1650,20 @@ def _cleanup():
 
 
 _EXIT_CODES = {"terminate": 0, "eof": 0, "fatal": 1}
+
+# EXECNET_DEBUG (as the reference reads it), in the environment or passed on by the
+# master in the configuration: a line on stderr at start, for each execution and at the
+# end. The master forwards or captures stderr, never the protocol.
+_DEBUG = os.environ.get("EXECNET_DEBUG") not in (None, "", "0")
+
+
+def _debug(text):
+    if _DEBUG:
+        try:
+            sys.stderr.write("execnet agent[%d]: %s\n" % (os.getpid(), text))
+            sys.stderr.flush()
+        except Exception:
+            pass
 
 
 def _shutdown(why):
@@ -1815,7 +1834,10 @@ def _install_execnet_module(namespace):
 
 
 def _main(namespace):
+    global _DEBUG
     config = namespace.get("execnet_config") or {}
+    if config.get("debug"):
+        _DEBUG = True
     backend = config.get("execmodel") or "thread"
     max_message = config.get("max_message") or 256 * 1024 * 1024
     if backend in ("eventlet", "gevent"):
@@ -1873,6 +1895,10 @@ def _main(namespace):
         _arm_parent_death(infd)
     gateway = Gateway(io, execmodel, max_message, config.get("id") or "<worker>", hosted)
     io.write(_b("1"))
+    _debug(
+        "started: %s %s, execmodel %s"
+        % (sys.executable, ".".join([str(x) for x in sys.version_info[:3]]), backend)
+    )
     try:
         if backend == "main_thread_only":
             t = threading.Thread(target=gateway._serve_idle)

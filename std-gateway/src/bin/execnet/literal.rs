@@ -1,5 +1,10 @@
 //! Reading Python literals: what `ast.literal_eval` accepts, plus what `repr` prints
-//! (`nan`, `inf`, `(nan+infj)`, `set([1])`, `123L` and `u'..'` in Python 2 mode).
+//! (`nan`, `inf`, `(nan+infj)`, `set([1])`, `123L` and `u'..'` in Python 2 mode), so that
+//! `execnet decode` then `execnet encode` gives back the same bytes. The printing side is
+//! `execnet_core::repr`.
+//!
+//! Part of the binary, not of the library; the `literal` fuzz target includes this file
+//! by path.
 
 use std::fmt;
 
@@ -35,15 +40,8 @@ impl std::error::Error for ParseError {}
 /// Deepest nesting accepted (the parser recurses once per level).
 const MAX_DEPTH: usize = 500;
 
-/// Parses one Python literal.
-///
-/// ```
-/// use execnet::core::Value;
-/// use execnet::literal::{parse, ParseMode};
-/// let v = parse("{'a': (1, -2.5, b'x'), 'b': frozenset({nan})}", ParseMode::Py3).unwrap();
-/// assert!(matches!(v, Value::Dict(_)));
-/// assert!(parse("os.system('x')", ParseMode::Py3).is_err());
-/// ```
+/// Parses one Python literal; anything that is not a literal (a call, a name) is refused
+/// with the offset where it starts.
 pub fn parse(text: &str, mode: ParseMode) -> Result<Value, ParseError> {
     let mut p = Parser {
         s: text.as_bytes(),
@@ -658,7 +656,7 @@ fn radix_to_int(digits: &str, radix: u32, neg: bool) -> Option<Int> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::literal::{repr, ReprMode};
+    use execnet_core::repr::{repr, ReprMode};
     use execnet_core::StrConfig;
 
     fn p3(t: &str) -> Value {
@@ -720,6 +718,14 @@ mod tests {
             };
             assert_eq!(enc(&v), enc(&again), "{t}");
         }
+    }
+
+    #[test]
+    fn a_call_is_not_a_literal() {
+        let v = p3("{'a': (1, -2.5, b'x'), 'b': frozenset({nan})}");
+        assert!(matches!(v, Value::Dict(_)));
+        let e = parse("os.system('x')", ParseMode::Py3).unwrap_err();
+        assert_eq!(e.offset, 0, "{e}");
     }
 
     #[test]
