@@ -147,16 +147,11 @@ pub fn bootstrap_payload_with(config: &AgentConfig) -> Vec<u8> {
 }
 
 /// Quotes one argument for a POSIX shell (the remote side of ssh runs the command
-/// through the login shell).
-pub fn shell_quote(arg: &str) -> String {
-    if !arg.is_empty()
-        && arg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b))
-    {
-        return arg.into();
-    }
-    format!("'{}'", arg.replace('\'', "'\\''"))
+/// through the login shell); an argument holding a NUL byte cannot be passed.
+pub fn shell_quote(arg: &str) -> Result<String> {
+    shlex::try_quote(arg)
+        .map(|q| q.into_owned())
+        .map_err(|_| Error::InvalidArgument(format!("{arg:?} cannot be passed to a shell")))
 }
 
 /// The argv of the local `ssh` process: options, destination, and the remote command as
@@ -165,7 +160,7 @@ pub fn ssh_argv(spec: &Spec, connect_timeout: Duration) -> Result<Vec<String>> {
     let Transport::Ssh { destination, port } = &spec.transport else {
         return Err(Error::InvalidArgument(format!("{spec} is not an ssh spec")));
     };
-    let remote = || -> Vec<String> {
+    let remote = || -> Result<Vec<String>> {
         python_argv(spec, "python3")
             .iter()
             .map(|a| shell_quote(a))
@@ -182,7 +177,7 @@ pub fn ssh_argv(spec: &Spec, connect_timeout: Duration) -> Result<Vec<String>> {
             "-o".into(),
             format!("ConnectTimeout={}", connect_timeout.as_secs().max(1)),
         ];
-        argv.push(remote().join(" "));
+        argv.push(remote()?.join(" "));
         return Ok(argv);
     }
     let mut argv: Vec<String> = vec!["ssh".into(), "-C".into()];
@@ -200,7 +195,7 @@ pub fn ssh_argv(spec: &Spec, connect_timeout: Duration) -> Result<Vec<String>> {
         connect_timeout.as_secs().max(1)
     ));
     argv.push(destination.clone());
-    argv.push(remote().join(" "));
+    argv.push(remote()?.join(" "));
     Ok(argv)
 }
 
@@ -374,11 +369,15 @@ mod tests {
                 "me@host"
             ]
         );
+        // The remote shell splits the command back into the interpreter's argv.
         assert_eq!(
-            argv[9],
-            "/opt/py 3/python -u -c 'import sys;exec(eval(sys.stdin.readline()))'"
+            shlex::split(&argv[9]).unwrap(),
+            ["/opt/py", "3/python", "-u", "-c", BOOTSTRAP_LINE]
         );
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        for arg in ["it's", "a b", "$HOME", "`x`", "\\", ""] {
+            assert_eq!(shlex::split(&shell_quote(arg).unwrap()).unwrap(), [arg]);
+        }
+        assert!(shell_quote("nul\0").is_err());
     }
 
     #[test]
