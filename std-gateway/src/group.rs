@@ -123,6 +123,13 @@ impl Group {
 
     /// Starts a gateway for `spec` and adds it to the group.
     pub fn makegateway(&self, spec: &str) -> Result<Gateway> {
+        let gw = self.start(spec)?;
+        lock(&self.inner.gateways).push(gw.clone());
+        Ok(gw)
+    }
+
+    /// Starts a gateway of this group, not yet in its list.
+    fn start(&self, spec: &str) -> Result<Gateway> {
         let mut spec = Spec::parse(spec)?;
         // A dead gateway gives its id up to a new one (a respawn with the same spec).
         lock(&self.inner.gateways).retain(Gateway::is_alive);
@@ -138,17 +145,26 @@ impl Group {
             None => Gateway::open_with(spec, &id, &self.inner.options)?,
         };
         gw.join_group(Arc::downgrade(&self.inner));
-        lock(&self.inner.gateways).push(gw.clone());
         Ok(gw)
     }
 
     /// Starts gateways for all `specs` in parallel; returns them in the same order, or
-    /// the first error (the others that started stay in the group).
+    /// the first error (the others that started stay in the group). They join the group
+    /// in that order too, whichever started first.
     pub fn makegateways<S: AsRef<str> + Sync>(&self, specs: &[S]) -> Result<Vec<Gateway>> {
+        // Two specs of one call naming the same id would both start before either joins.
+        let mut named = std::collections::BTreeSet::new();
+        for spec in specs {
+            if let Some(id) = Spec::parse(spec.as_ref())?.id {
+                if !named.insert(id.clone()) {
+                    return Err(Error::DuplicateId(id));
+                }
+            }
+        }
         let results: Vec<Result<Gateway>> = thread::scope(|s| {
             let started: Vec<_> = specs
                 .iter()
-                .map(|spec| s.spawn(move || self.makegateway(spec.as_ref())))
+                .map(|spec| s.spawn(move || self.start(spec.as_ref())))
                 .collect();
             started
                 .into_iter()
@@ -158,6 +174,11 @@ impl Group {
                 })
                 .collect()
         });
+        let mut members = lock(&self.inner.gateways);
+        for gw in results.iter().flatten() {
+            members.push(gw.clone());
+        }
+        drop(members);
         results.into_iter().collect()
     }
 
