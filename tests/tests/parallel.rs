@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use execnet::Group;
 use execnet_tests::interp;
+use execnet_tests::procs::alive;
 
 /// CPU time (user and system) of this process's reaped children.
 fn children_cpu() -> Duration {
@@ -13,12 +14,6 @@ fn children_cpu() -> Duration {
     let tv =
         |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
     tv(u.user_time()) + tv(u.system_time())
-}
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.contains(") Z "))
-        .unwrap_or(false)
 }
 
 #[test]
