@@ -51,10 +51,9 @@ pub fn survivors<P: Copy + Into<i64>>(pids: &[P], limit: Duration) -> Vec<P> {
     left
 }
 
-/// Starts this test binary again to run the test `role` alone, a master that does its
-/// work when the variable `role_var` names an interpreter (`python`) and then reports
-/// the pids to watch on a line `PIDS a b ...` and sleeps until it is killed. Returns the
-/// master and the pids it reported (none when it ended without the line).
+/// Starts this test binary again to run the test `role` alone (a [`master_role`]) with
+/// the variable `role_var` naming the interpreter `python`. Returns the master and the
+/// pids it reported (none when it ended without reporting them).
 pub fn start_master(role: &str, role_var: &str, python: &Path) -> (Child, Vec<i64>) {
     let mut master = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", role, "--nocapture", "--test-threads=1"])
@@ -72,4 +71,24 @@ pub fn start_master(role: &str, role_var: &str, python: &Path) -> (Child, Vec<i6
         }
     }
     (master, pids)
+}
+
+/// The body of a master role test, which [`start_master`] starts as a process of its
+/// own to kill it: when the variable `role_var` names an interpreter, starts a gateway
+/// to it, runs `code` there (which sends a sequence of pids), reports the pids on a
+/// line `PIDS a b ...` and sleeps until it is killed. Without the variable it does
+/// nothing, and passes as a test.
+pub fn master_role(role_var: &str, code: &str) {
+    let Ok(python) = std::env::var(role_var) else {
+        return;
+    };
+    let group = execnet::Group::new();
+    let gw = group
+        .makegateway(&format!("popen//python={python}"))
+        .unwrap();
+    let ch = gw.remote_exec(code).unwrap();
+    let pids: Vec<i64> = ch.receive().unwrap();
+    let pids: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+    println!("PIDS {}", pids.join(" "));
+    std::thread::sleep(Duration::from_secs(600));
 }

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use execnet::{Group, Options};
+use execnet::Options;
 use execnet_tests::interp;
-use execnet_tests::procs::{alive, start_master, survivors};
+use execnet_tests::procs::{alive, master_role, start_master, survivors};
 
 const ESCAPE: &str = r#"
 import os, subprocess
@@ -73,17 +73,7 @@ const ROLE: &str = "EXECNET_TEST_ESCAPE_PYTHON";
 /// Not a test of its own: the master that the tests below start and kill.
 #[test]
 fn escape_master_role() {
-    let Ok(python) = std::env::var(ROLE) else {
-        return;
-    };
-    let group = Group::new();
-    let gw = group
-        .makegateway(&format!("popen//python={python}"))
-        .unwrap();
-    let ch = gw.remote_exec(ESCAPE).unwrap();
-    let pids: Vec<i64> = ch.receive().unwrap();
-    println!("PIDS {} {}", pids[0], pids[1]);
-    std::thread::sleep(Duration::from_secs(600));
+    master_role(ROLE, ESCAPE);
 }
 
 fn gone_after_master_death(name: &str) {

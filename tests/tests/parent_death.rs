@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use execnet::Group;
 use execnet_tests::interp;
-use execnet_tests::procs::{alive, gone_within, kill_all, start_master};
+use execnet_tests::procs::{self, alive, gone_within, kill_all, start_master};
 
 fn workers_outlive_the_threads_that_started_them(name: &str) {
     let Some(py) = interp::require(name) else {
@@ -47,21 +47,10 @@ const ROLE: &str = "EXECNET_TEST_MASTER_PYTHON";
 /// kills. Without the variable it does nothing.
 #[test]
 fn master_role() {
-    let Ok(python) = std::env::var(ROLE) else {
-        return;
-    };
-    let group = Group::new();
-    let gw = group
-        .makegateway(&format!("popen//python={python}"))
-        .unwrap();
-    let ch = gw
-        .remote_exec(
-            "import os, subprocess\np = subprocess.Popen(['sleep', '1000'])\nchannel.send((os.getpid(), p.pid))\nsum(range(10**13))\n",
-        )
-        .unwrap();
-    let (worker, grandchild): (i64, i64) = ch.receive().unwrap();
-    println!("PIDS {worker} {grandchild}");
-    std::thread::sleep(Duration::from_secs(600));
+    procs::master_role(
+        ROLE,
+        "import os, subprocess\np = subprocess.Popen(['sleep', '1000'])\nchannel.send((os.getpid(), p.pid))\nsum(range(10**13))\n",
+    );
 }
 
 fn killed_master_takes_down_a_worker_stuck_in_c(name: &str) {
