@@ -81,9 +81,7 @@ pub fn from_internal<'a, T: de::Deserialize<'a>>(
     if let Ok(v) = super::stream::from_stream(input, 0, limits, config) {
         return Ok(v);
     }
-    let mut nodes = alloc::vec::Vec::new();
-    let (v, at) = crate::decode::decode_placed(input, 0, &mut nodes, limits)?;
-    T::deserialize(Deserializer::placed(v, at, config))
+    from_tape(input, 0, limits, config)
 }
 
 /// Decodes `dumps` output and deserializes a `T` from it, as [`from_internal`] does.
@@ -98,8 +96,20 @@ pub fn from_dumps<'a, T: de::Deserialize<'a>>(
             return Ok(v);
         }
     }
+    from_tape(input, 1, limits, config)
+}
+
+/// Decodes the value at `start` into a tape in temporary node storage on the heap and
+/// deserializes a `T` from it, errors placed in the input.
+#[cfg(feature = "alloc")]
+fn from_tape<'a, T: de::Deserialize<'a>>(
+    input: &'a [u8],
+    start: usize,
+    limits: &crate::Limits,
+    config: StrConfig,
+) -> Result<T, DecodeError> {
     let mut nodes = alloc::vec::Vec::new();
-    let (v, at) = crate::decode::decode_placed(input, 1, &mut nodes, limits)?;
+    let (v, at) = crate::decode::decode_placed(input, start, &mut nodes, limits)?;
     T::deserialize(Deserializer::placed(v, at, config))
 }
 
