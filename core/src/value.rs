@@ -567,6 +567,29 @@ impl<'a, 's> Iterator for Placed<'a, 's> {
 #[cfg(feature = "serde")]
 impl ExactSizeIterator for Placed<'_, '_> {}
 
+/// Dict entries as placed key and value (over the keys and values alternating).
+#[cfg(feature = "serde")]
+#[derive(Clone)]
+pub(crate) struct PlacedEntries<'a, 's>(Placed<'a, 's>);
+
+#[cfg(feature = "serde")]
+impl<'a, 's> Iterator for PlacedEntries<'a, 's> {
+    type Item = ((ValueRef<'a, 's>, usize), (ValueRef<'a, 's>, usize));
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let key = self.0.next()?;
+        Some((key, self.0.next()?))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.0.len() / 2;
+        (n, Some(n))
+    }
+}
+
+#[cfg(feature = "serde")]
+impl ExactSizeIterator for PlacedEntries<'_, '_> {}
+
 /// The entries of a dict, in wire order.
 #[derive(Clone, Copy)]
 pub struct Map<'a, 's> {
@@ -593,14 +616,15 @@ impl<'a, 's> Map<'a, 's> {
         }
     }
 
-    /// Keys and values alternating, each with the input offset of its opcode.
+    /// The entries in wire order, key and value each with the input offset of its
+    /// opcode.
     #[cfg(feature = "serde")]
-    pub(crate) fn with_offsets(&self) -> Placed<'a, 's> {
+    pub(crate) fn with_offsets(&self) -> PlacedEntries<'a, 's> {
         let seq = Seq {
             len: self.seq.len * 2,
             ..self.seq
         };
-        seq.with_offsets()
+        PlacedEntries(seq.with_offsets())
     }
 
     /// The entry at `index` in wire order, in O(1).

@@ -245,3 +245,65 @@ proptest! {
         prop_assert_eq!(&encode::to_vec(&via, Envelope::Internal).unwrap(), &bytes);
     }
 }
+
+#[derive(Debug, PartialEq, Deserialize)]
+enum Shape {
+    Unit,
+    Newtype(i64),
+    Tuple(i64, i64),
+    Struct { x: i64 },
+}
+
+/// What `from_value` makes of an owned value and of the same value decoded (the tape):
+/// the value, or the error without its offset (an owned value has no input to point
+/// into).
+fn both_trees<'a, T: Deserialize<'a> + std::fmt::Debug>(
+    v: &'a Value,
+    bytes: &'a [u8],
+    nodes: &'a mut Vec<execnet_core::Node>,
+) -> (String, String) {
+    let show = |r: Result<T, execnet_core::DecodeError>| match r {
+        Ok(t) => format!("{t:?}"),
+        Err(e) => format!("{:?}", e.kind),
+    };
+    let owned = show(from_value(v, StrConfig::LOADS));
+    let tape = execnet_core::decode::decode_internal(bytes, nodes, &Limits::DEFAULT).unwrap();
+    (owned, show(from_value(tape, StrConfig::LOADS)))
+}
+
+/// The owned value and the decoded tape deserialize alike, leftovers, enums and their
+/// errors included.
+#[test]
+fn owned_values_deserialize_as_their_tape_does() {
+    let (i, s) = (Value::int, |t: &str| Value::from(t));
+    let entry = |k: &str, v: Value| Value::Dict(vec![(s(k), v)]);
+    let cases = [
+        s("Unit"),
+        Value::Py2Str(b"Unit".to_vec()),
+        entry("Unit", Value::None),
+        entry("Unit", i(1)),
+        s("Newtype"),
+        entry("Newtype", i(1)),
+        entry("Tuple", Value::Tuple(vec![i(1), i(2)])),
+        entry("Tuple", Value::List(vec![i(1), i(2), i(3)])),
+        entry("Struct", entry("x", i(1))),
+        Value::Dict(vec![(s("Struct"), entry("x", i(1))), (s("Unit"), i(2))]),
+        Value::Dict(vec![]),
+        Value::List(vec![i(1), i(2), i(3)]),
+        Value::Set(vec![i(1)]),
+        Value::Dict(vec![(s("a"), i(1)), (s("b"), s("x"))]),
+        i(5),
+    ];
+    for v in &cases {
+        let bytes = encode::to_vec(v, Envelope::Internal).unwrap();
+        let mut nodes = Vec::new();
+        let (owned, tape) = both_trees::<Shape>(v, &bytes, &mut nodes);
+        assert_eq!(owned, tape, "Shape from {v:?}");
+        let (owned, tape) = both_trees::<Vec<Option<Shape>>>(v, &bytes, &mut nodes);
+        assert_eq!(owned, tape, "Vec<Option<Shape>> from {v:?}");
+        let (owned, tape) = both_trees::<(i64, i64)>(v, &bytes, &mut nodes);
+        assert_eq!(owned, tape, "(i64, i64) from {v:?}");
+        let (owned, tape) = both_trees::<BTreeMap<String, i64>>(v, &bytes, &mut nodes);
+        assert_eq!(owned, tape, "BTreeMap from {v:?}");
+    }
+}

@@ -3,13 +3,13 @@
 //! model, to exactly the value its manifest expression describes, and re-encodes to the
 //! identical bytes.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use execnet_core::value::{IntKind, PyStr};
-use execnet_core::{
-    decode, encode, DecodeErrorKind, Envelope, Int, Limits, Node, Value, ValueRef, Version,
-};
+use execnet_core::{decode, encode, DecodeErrorKind, Envelope, Int, Limits, Node, Value, Version};
+use support::{ref_eq, strict_eq, TempDir};
 
 fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors")
@@ -154,64 +154,6 @@ fn expected(name: &str) -> (Value, &'static str) {
     }
 }
 
-/// Strict equality of owned values: floats bit for bit, every opcode family kept apart.
-fn strict_eq(a: &Value, b: &Value) -> bool {
-    use Value as V;
-    match (a, b) {
-        (V::Float(x), V::Float(y)) => x.to_bits() == y.to_bits(),
-        (V::Complex(a, b), V::Complex(c, d)) => {
-            a.to_bits() == c.to_bits() && b.to_bits() == d.to_bits()
-        }
-        (V::List(x), V::List(y))
-        | (V::Tuple(x), V::Tuple(y))
-        | (V::Set(x), V::Set(y))
-        | (V::FrozenSet(x), V::FrozenSet(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| strict_eq(p, q))
-        }
-        (V::Dict(x), V::Dict(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .zip(y)
-                    .all(|((k1, v1), (k2, v2))| strict_eq(k1, k2) && strict_eq(v1, v2))
-        }
-        _ => a == b,
-    }
-}
-
-/// The borrowed view equals the expected owned value, opcode for opcode.
-fn ref_eq(r: &ValueRef<'_, '_>, v: &Value) -> bool {
-    match (*r, v) {
-        (ValueRef::None, Value::None) => true,
-        (ValueRef::Bool(a), Value::Bool(b)) => a == *b,
-        (ValueRef::Int(a, IntKind::Int), Value::Int(Int::Small(b))) => a == *b,
-        (ValueRef::Int(a, IntKind::Long), Value::Long(Int::Small(b))) => a == *b,
-        (ValueRef::BigInt(t, IntKind::Int), Value::Int(b)) => Int::parse(t).as_ref() == Some(b),
-        (ValueRef::BigInt(t, IntKind::Long), Value::Long(b)) => Int::parse(t).as_ref() == Some(b),
-        (ValueRef::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
-        (ValueRef::Complex(a, b), Value::Complex(c, d)) => {
-            a.to_bits() == c.to_bits() && b.to_bits() == d.to_bits()
-        }
-        (ValueRef::Bytes(a), Value::Bytes(b)) => a == b.as_slice(),
-        (ValueRef::Str(PyStr::Py3(a)), Value::Str(b)) => a == b,
-        (ValueRef::Str(PyStr::Unicode(a)), Value::Unicode(b)) => a == b,
-        (ValueRef::Str(PyStr::Py2(a)), Value::Py2Str(b)) => a == b.as_slice(),
-        (ValueRef::Channel(a), Value::Channel(b)) => a == *b,
-        (ValueRef::List(a), Value::List(b))
-        | (ValueRef::Tuple(a), Value::Tuple(b))
-        | (ValueRef::Set(a), Value::Set(b))
-        | (ValueRef::FrozenSet(a), Value::FrozenSet(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| ref_eq(&x, y))
-        }
-        (ValueRef::Dict(a), Value::Dict(b)) => {
-            a.len() == b.len()
-                && a.iter()
-                    .zip(b)
-                    .all(|((k1, v1), (k2, v2))| ref_eq(&k1, k2) && ref_eq(&v1, v2))
-        }
-        _ => false,
-    }
-}
-
 /// What the manifest calls items: a list's length; for a dict of lists, the rows of all
 /// its lists; otherwise 1.
 fn items(v: &Value) -> usize {
@@ -320,27 +262,9 @@ fn every_vector_decodes_to_its_value_and_reencodes() {
     }
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("execnet-vectors-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A copy of the vectors directory, less the files named in `skip`.
 fn copy_vectors(tag: &str, skip: &[&str]) -> TempDir {
-    let tmp = TempDir::new(tag);
+    let tmp = TempDir::new(&format!("vectors-{tag}"));
     for entry in std::fs::read_dir(vectors_dir()).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().to_string_lossy().into_owned();

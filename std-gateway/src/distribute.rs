@@ -103,7 +103,7 @@ pub struct LostWorker {
 type Replace = Box<dyn FnMut(&Gateway, &str) -> Option<Gateway> + Send>;
 
 /// A message from a worker, or (`None`) the end of its channel.
-type Event = (usize, Option<Value>);
+type Event = crate::multi::Routed;
 
 struct Slot {
     gateway: Gateway,
@@ -271,15 +271,7 @@ impl Distributor {
             ))));
         }
         let slot = self.slots.len();
-        let (values, end) = (self.tx.clone(), self.tx.clone());
-        ch.set_callback_with_end(
-            move |v: Value| {
-                let _ = values.send((slot, Some(v)));
-            },
-            move || {
-                let _ = end.send((slot, None));
-            },
-        )?;
+        crate::multi::route(&ch, slot, &self.tx)?;
         self.slots.push(Slot {
             gateway: gateway.clone(),
             channel: Some(ch),

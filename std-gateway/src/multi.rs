@@ -95,3 +95,21 @@ impl MultiChannel {
         first.map_or(Ok(()), Err)
     }
 }
+
+/// One message of several channels routed into one queue: the channel's key and a value,
+/// or `None` when that channel ended.
+pub(crate) type Routed = (usize, Option<Value>);
+
+/// Routes every value `ch` receives, and then its end, into `tx` under `key`, so that
+/// one thread can wait on many channels at once.
+pub(crate) fn route(ch: &Channel, key: usize, tx: &mpsc::Sender<Routed>) -> Result<()> {
+    let (values, end) = (tx.clone(), tx.clone());
+    ch.set_callback_with_end(
+        move |v: Value| {
+            let _ = values.send((key, Some(v)));
+        },
+        move || {
+            let _ = end.send((key, None));
+        },
+    )
+}

@@ -449,7 +449,7 @@ impl Live {
 type Want = (usize, Option<Vec<u8>>);
 
 /// An event from a target: a message, or the end of its channel.
-type Event = (usize, Option<Value>);
+type Event = crate::multi::Routed;
 
 struct Run<'r, 'a> {
     rsync: &'r mut RSync<'a>,
@@ -679,15 +679,7 @@ impl<'r, 'a> Run<'r, 'a> {
                     (tag("name"), name.clone()),
                 ]);
                 ch.send(&Value::Tuple(vec![bytes_of(&target.dest), options]))?;
-                let (values, end) = (tx.clone(), tx.clone());
-                ch.set_callback_with_end(
-                    move |v: Value| {
-                        let _ = values.send((t, Some(v)));
-                    },
-                    move || {
-                        let _ = end.send((t, None));
-                    },
-                )?;
+                crate::multi::route(&ch, t, &tx)?;
                 Ok(ch)
             });
             match opened {

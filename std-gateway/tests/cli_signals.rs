@@ -5,6 +5,9 @@
 #[path = "../../tests/src/interp.rs"]
 #[allow(dead_code)]
 mod interp;
+#[path = "../../tests/src/procs.rs"]
+#[allow(dead_code)]
+mod procs;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -12,26 +15,6 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, r)| r.starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-fn gone_within(pid: i32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while alive(pid) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
-}
 
 fn interrupted(sig: Signal) {
     let Some(py) = interp::require("cpython3.11") else {
@@ -62,10 +45,10 @@ fn interrupted(sig: Signal) {
     let mut err = String::new();
     use std::io::Read;
     let _ = cli.stderr.take().unwrap().read_to_string(&mut err);
-    let all_gone = pids.iter().all(|&p| gone_within(p, Duration::from_secs(3)));
-    for &p in &pids {
-        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-    }
+    let all_gone = pids
+        .iter()
+        .all(|&p| procs::gone_within(&[p], Duration::from_secs(3)));
+    procs::kill_all(&pids);
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert_eq!(status.code(), Some(128 + sig as i32), "{status:?} {err}");
     assert!(err.contains(sig.as_str()), "{err}");

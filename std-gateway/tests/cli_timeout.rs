@@ -6,6 +6,9 @@
 #[path = "../../tests/src/interp.rs"]
 #[allow(dead_code)]
 mod interp;
+#[path = "../../tests/src/procs.rs"]
+#[allow(dead_code)]
+mod procs;
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -40,15 +43,6 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, r)| r.starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
 /// The pids the fakes of `dir` wrote that are still running a moment after the command.
 fn left_behind(dir: &Path) -> Vec<i32> {
     let pids: Vec<i32> = std::fs::read_dir(dir)
@@ -60,15 +54,7 @@ fn left_behind(dir: &Path) -> Vec<i32> {
                 .flatten()
         })
         .collect();
-    let deadline = Instant::now() + Duration::from_millis(500);
-    while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let left: Vec<i32> = pids.into_iter().filter(|&p| alive(p)).collect();
-    for &p in &left {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::SIGKILL);
-    }
-    left
+    procs::survivors(&pids, Duration::from_millis(500))
 }
 
 struct Case {

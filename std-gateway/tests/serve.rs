@@ -9,7 +9,7 @@ mod serve_support;
 use std::time::Duration;
 
 use execnet::{Error, Group};
-use serve_support::{secret_file, temp, Server, BIN};
+use serve_support::{secret_file, socket_spec, temp, Server, BIN};
 
 #[test]
 fn secret_required_and_checked() {
@@ -33,11 +33,7 @@ fn secret_required_and_checked() {
     // The right secret works.
     let group = Group::new();
     let gw = group
-        .makegateway(&format!(
-            "socket={}//secret={}",
-            server.addr,
-            secret.display()
-        ))
+        .makegateway(&socket_spec(&server.addr, &secret))
         .unwrap();
     let ch = gw
         .remote_exec("channel.send(channel.receive() * 2)")
@@ -52,11 +48,7 @@ fn secret_required_and_checked() {
         .connect_timeout(Duration::from_secs(5));
     let group = Group::with_options(options);
     let err = group
-        .makegateway(&format!(
-            "socket={}//secret={}",
-            server.addr,
-            wrong.display()
-        ))
+        .makegateway(&socket_spec(&server.addr, &wrong))
         .unwrap_err();
     assert!(matches!(err, Error::Refused(_)), "{err}");
     let err = group.makegateway(&format!("socket={}", server.addr));
@@ -112,11 +104,7 @@ fn our_client_against_rust_worker_server() {
     let server = Server::start(&["--secret-file", secret.to_str().unwrap(), "--rust-worker"]);
     let group = Group::new();
     let gw = group
-        .makegateway(&format!(
-            "socket={}//secret={}",
-            server.addr,
-            secret.display()
-        ))
+        .makegateway(&socket_spec(&server.addr, &secret))
         .unwrap();
     let ch = gw
         .remote_exec_call(

@@ -6,6 +6,9 @@
 #[path = "../../tests/src/interp.rs"]
 #[allow(dead_code)]
 mod interp;
+#[path = "../../tests/src/procs.rs"]
+#[allow(dead_code)]
+mod procs;
 mod serve_support;
 
 use std::collections::BTreeMap;
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use execnet::{Group, Options};
 use serve_support::{
-    faithful, read_to_end_within, s, secret_file, temp, Relay, Server, Tamper, BIN,
+    faithful, read_to_end_within, s, secret_file, socket_spec, temp, Relay, Server, Tamper, BIN,
 };
 
 const SECRET: &str = "3b9f7c1e5a2d48f0b6c9e1a7d3f5b2c8";
@@ -31,15 +34,25 @@ fn quick() -> Options {
         .connect_timeout(Duration::from_secs(5))
 }
 
-fn spec(addr: &str, secret: &std::path::Path) -> String {
-    format!("socket={addr}//secret={}", secret.display())
+/// An `execnet serve` of CPython 3.11 workers behind a secret file `name` that holds
+/// `SECRET`: the server and the file.
+fn python_server(name: &str) -> Option<(Server, std::path::PathBuf)> {
+    let py = interp::require("cpython3.11")?;
+    let secret = secret_file(name, SECRET);
+    let server = Server::start(&[
+        "--secret-file",
+        s(&secret),
+        "--python",
+        py.path.to_str().unwrap(),
+    ]);
+    Some((server, secret))
 }
 
 /// An honest client calls `add` on a Rust-worker server.
 fn honest_add(addr: &str, secret: &std::path::Path) -> Result<i64, execnet::Error> {
     let group = Group::with_options(quick());
     let result = (|| {
-        let gw = group.makegateway(&spec(addr, secret))?;
+        let gw = group.makegateway(&socket_spec(addr, secret))?;
         let ch = gw.remote_exec_call("", "add", &BTreeMap::from([("a", 40i64), ("b", 2)]))?;
         ch.receive_timeout::<i64>(Duration::from_secs(10))
     })();
@@ -127,7 +140,11 @@ fn item2_unauthenticated_and_total_connections_are_capped() {
     thread::sleep(Duration::from_millis(300));
     let group = Group::with_options(quick());
     let held: Vec<_> = (0..4)
-        .map(|_| group.makegateway(&spec(&server.addr, &secret)).unwrap())
+        .map(|_| {
+            group
+                .makegateway(&socket_spec(&server.addr, &secret))
+                .unwrap()
+        })
         .collect();
     let mut fifth = TcpStream::connect(&server.addr).unwrap();
     let (got, ended) = read_to_end_within(&mut fifth, Duration::from_secs(3));
@@ -221,16 +238,9 @@ fn injected_bootstrap(code: &str) -> Vec<u8> {
 
 #[test]
 fn item3_relayed_authentication_cannot_run_code() {
-    let Some(py) = interp::require("cpython3.11") else {
+    let Some((server, secret)) = python_server("relay") else {
         return;
     };
-    let secret = secret_file("relay", SECRET);
-    let server = Server::start(&[
-        "--secret-file",
-        s(&secret),
-        "--python",
-        py.path.to_str().unwrap(),
-    ]);
     let marker = temp("relay-marker");
     let injection = injected_bootstrap(&format!(
         "open({:?}, 'w').write('relayed')",
@@ -259,7 +269,7 @@ fn item3_relayed_authentication_cannot_run_code() {
     });
     let relay = Relay::start(&server.addr, c2s, s2c);
     let group = Group::with_options(quick().startup_timeout(Duration::from_secs(4)));
-    let client = group.makegateway(&spec(&relay.addr, &secret));
+    let client = group.makegateway(&socket_spec(&relay.addr, &secret));
     thread::sleep(Duration::from_secs(1));
     drop(client);
     group.terminate(Duration::from_secs(1));
@@ -276,16 +286,9 @@ fn item3_relayed_authentication_cannot_run_code() {
 
 #[test]
 fn item3_replayed_session_cannot_run_code_again() {
-    let Some(py) = interp::require("cpython3.11") else {
+    let Some((server, secret)) = python_server("replay") else {
         return;
     };
-    let secret = secret_file("replay", SECRET);
-    let server = Server::start(&[
-        "--secret-file",
-        s(&secret),
-        "--python",
-        py.path.to_str().unwrap(),
-    ]);
     let counter = temp("replay-counter");
     let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
     let tape = recorded.clone();
@@ -295,7 +298,9 @@ fn item3_replayed_session_cannot_run_code_again() {
     });
     let relay = Relay::start(&server.addr, c2s, faithful());
     let group = Group::with_options(quick());
-    let gw = group.makegateway(&spec(&relay.addr, &secret)).unwrap();
+    let gw = group
+        .makegateway(&socket_spec(&relay.addr, &secret))
+        .unwrap();
     let ch = gw
         .remote_exec(&format!(
             "open({:?}, 'a').write('x')\nchannel.send(1)",
@@ -315,16 +320,9 @@ fn item3_replayed_session_cannot_run_code_again() {
 
 #[test]
 fn item3_flipped_byte_ends_the_session() {
-    let Some(py) = interp::require("cpython3.11") else {
+    let Some((server, secret)) = python_server("flip") else {
         return;
     };
-    let secret = secret_file("flip", SECRET);
-    let server = Server::start(&[
-        "--secret-file",
-        s(&secret),
-        "--python",
-        py.path.to_str().unwrap(),
-    ]);
     // Flips one byte in the middle of the next chunk longer than 100 bytes, once armed.
     fn flipper(armed: Arc<AtomicUsize>) -> Tamper {
         Arc::new(move |_, chunk| {
@@ -345,7 +343,9 @@ fn item3_flipped_byte_ends_the_session() {
         };
         let relay = Relay::start(&server.addr, c2s, s2c);
         let group = Group::with_options(quick());
-        let gw = group.makegateway(&spec(&relay.addr, &secret)).unwrap();
+        let gw = group
+            .makegateway(&socket_spec(&relay.addr, &secret))
+            .unwrap();
         let ch = gw.remote_exec("for x in channel: channel.send(x)").unwrap();
         let a = "A".repeat(1000);
         ch.send(&a).unwrap();
@@ -425,7 +425,7 @@ fn item3_short_exposed_or_huge_secrets_are_refused() {
         assert!(log.contains(expect), "{}: {log}", path.display());
         // A client refuses the same files before it connects anywhere.
         let err = Group::with_options(quick())
-            .makegateway(&spec("127.0.0.1:9", path))
+            .makegateway(&socket_spec("127.0.0.1:9", path))
             .unwrap_err()
             .to_string();
         assert!(err.contains(expect), "{}: {err}", path.display());
@@ -453,18 +453,13 @@ fn item3_insecure_mode_warns_loudly() {
 
 #[test]
 fn item4_remote_print_goes_to_the_server_log_not_its_stdout() {
-    let Some(py) = interp::require("cpython3.11") else {
+    let Some((server, secret)) = python_server("print") else {
         return;
     };
-    let secret = secret_file("print", SECRET);
-    let server = Server::start(&[
-        "--secret-file",
-        s(&secret),
-        "--python",
-        py.path.to_str().unwrap(),
-    ]);
     let group = Group::with_options(quick());
-    let gw = group.makegateway(&spec(&server.addr, &secret)).unwrap();
+    let gw = group
+        .makegateway(&socket_spec(&server.addr, &secret))
+        .unwrap();
     let ch = gw
         .remote_exec("import sys\nprint('printed-remotely')\nsys.stdout.flush()\nchannel.send(1)")
         .unwrap();
@@ -528,32 +523,17 @@ fn item4_bootstrap_line_without_newline_is_bounded() {
     );
 }
 
-/// Whether process `pid` is gone (or a zombie awaiting its reaper).
-fn gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
-}
-
 #[test]
 fn item5_processes_started_by_remote_code_end_with_the_session() {
-    let Some(py) = interp::require("cpython3.11") else {
+    let Some((server, secret)) = python_server("children") else {
         return;
     };
-    let secret = secret_file("children", SECRET);
-    let server = Server::start(&[
-        "--secret-file",
-        s(&secret),
-        "--python",
-        py.path.to_str().unwrap(),
-    ]);
     // The client leaves while the worker is stuck in C code (the GIL held) and a child
     // it started is still running: the server ends both.
     let group = Group::with_options(quick());
-    let gw = group.makegateway(&spec(&server.addr, &secret)).unwrap();
+    let gw = group
+        .makegateway(&socket_spec(&server.addr, &secret))
+        .unwrap();
     let ch = gw
         .remote_exec(
             "import os, subprocess\n\
@@ -564,14 +544,9 @@ fn item5_processes_started_by_remote_code_end_with_the_session() {
         .unwrap();
     let (worker, child): (u32, u32) = ch.receive().unwrap();
     group.terminate(Duration::from_millis(500));
-    let end = Instant::now() + Duration::from_secs(10);
-    while !(gone(worker) && gone(child)) && Instant::now() < end {
-        thread::sleep(Duration::from_millis(100));
-    }
-    let (worker_gone, child_gone) = (gone(worker), gone(child));
-    for pid in [worker, child] {
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    }
+    procs::gone_within(&[worker, child], Duration::from_secs(10));
+    let (worker_gone, child_gone) = (!procs::alive(worker), !procs::alive(child));
+    procs::kill_all(&[worker, child]);
     assert!(worker_gone, "the worker outlived its client");
     assert!(
         child_gone,

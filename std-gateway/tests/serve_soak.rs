@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use execnet::{Group, Options};
-use serve_support::{s, secret_file, Server};
+use serve_support::{s, secret_file, socket_spec, Server};
 
 /// `n` connections over 4 threads, each sending a handshake of the right size that does
 /// not decrypt (to the older line-based challenge it is a line that is not an answer)
@@ -88,11 +88,7 @@ fn item1_soak_50000_refused_connections_then_an_honest_client() {
     );
     let group = Group::with_options(Options::new().startup_timeout(Duration::from_secs(10)));
     let gw = group
-        .makegateway(&format!(
-            "socket={}//secret={}",
-            server.addr,
-            secret.display()
-        ))
+        .makegateway(&socket_spec(&server.addr, &secret))
         .unwrap();
     let ch = gw
         .remote_exec_call("", "add", &BTreeMap::from([("a", 40i64), ("b", 2)]))

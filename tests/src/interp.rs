@@ -282,6 +282,13 @@ pub fn require(name: &str) -> Option<Interp> {
     }
 }
 
+/// Every interpreter of [`NAMES`], each as [`require`] finds it: under CI a missing one
+/// panics; elsewhere the ones there are (a stand-in may appear twice), each missing one
+/// reported.
+pub fn require_every() -> Vec<Interp> {
+    NAMES.iter().filter_map(|n| require(n)).collect()
+}
+
 /// As [`require`], and the reference execnet for it must be installed too.
 pub fn require_reference(name: &str) -> Option<Interp> {
     let interp = require(name)?;

@@ -22,11 +22,25 @@ impl Drop for Sshd {
     }
 }
 
-fn free_port() -> u16 {
+/// A TCP port on 127.0.0.1 that nothing listened on a moment ago.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// Waits up to 10 s until something accepts connections on 127.0.0.1:`port`; `what`
+/// names it in the panic otherwise.
+pub fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} does not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn run(cmd: &mut Command) {
@@ -76,7 +90,7 @@ impl Sshd {
         std::fs::write(
             dir.join("ssh_config"),
             format!(
-                "Host loopback\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {d}/user_key\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n  BatchMode yes\n"
+                "Host loopback\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {d}/user_key\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n  BatchMode yes\nHost *\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  BatchMode yes\n  IdentityFile {d}/user_key\n  LogLevel ERROR\n"
             ),
         )
         .expect("ssh_config");
@@ -91,23 +105,27 @@ impl Sshd {
             .spawn()
             .expect("sshd starts");
         let sshd = Sshd { dir, daemon };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "sshd does not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(port, "sshd");
         Some(sshd)
     }
 
-    /// The ssh_config file that defines the host `loopback`.
+    /// The ssh_config file that defines the host `loopback`, and for any other host
+    /// (one that does not resolve, a port where nothing listens) the same
+    /// non-interactive settings and key.
     pub fn config(&self) -> PathBuf {
         self.dir.join("ssh_config")
     }
 
     /// A spec for `python` on the host `loopback`.
     pub fn spec(&self, python: &Path) -> String {
+        self.host_spec("loopback", python)
+    }
+
+    /// A spec for `python` on `host` (`loopback`, or any host to fail against) with this
+    /// sshd's ssh_config.
+    pub fn host_spec(&self, host: &str, python: &Path) -> String {
         format!(
-            "ssh=loopback//ssh_config={}//python={}",
+            "ssh={host}//ssh_config={}//python={}",
             self.config().display(),
             python.display()
         )

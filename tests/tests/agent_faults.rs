@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use execnet::bootstrap::{agent_line as bootstrap_payload, BOOTSTRAP_LINE};
 use execnet::core::{Envelope, Value};
-use execnet_tests::interp;
+use execnet_tests::procs::{alive, survivors};
+use execnet_tests::{cases, interp};
 
 /// An agent on raw pipes, in its own process group (as a popen master starts it).
 struct Raw {
@@ -170,27 +171,9 @@ impl Raw {
     }
 }
 
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, r)| r.starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
 fn wait_gone(pid: i32, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(pid) {
-        if Instant::now() > deadline {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            panic!("{what}: pid {pid} outlived the agent");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let left = survivors(&[pid], Duration::from_secs(5));
+    assert!(left.is_empty(), "{what}: pid {pid} outlived the agent");
 }
 
 /// Sends `bad` after a grandchild was forked; the agent must end, say `expect` on
@@ -242,15 +225,6 @@ fn bad_reconfigure(name: &str) {
 
 fn bad_close_error(name: &str) {
     corrupt(name, &frame(6, 1, b"\xff\xff"), "CHANNEL_CLOSE_ERROR");
-}
-
-macro_rules! cases {
-    ($($test:ident => $case:ident($name:expr)),* $(,)?) => {$(
-        #[test]
-        fn $test() {
-            $case($name);
-        }
-    )*};
 }
 
 cases! {

@@ -4,20 +4,15 @@
 
 use std::time::Duration;
 
-use execnet::Group;
-use execnet_tests::interp;
+use execnet::Options;
 
 /// A receiver that checks for an item and then waits must be woken by an item that
 /// comes in between: thousands of ping-pongs, each reply a receive racing the reader's
 /// delivery of the next value.
 fn ping_pong_never_loses_a_wakeup(name: &str) {
-    let Some(py) = interp::require(name) else {
+    let Some((group, gw)) = execnet_tests::popen(name, Options::default()) else {
         return;
     };
-    let group = Group::new();
-    let gw = group
-        .makegateway(&format!("popen//python={}", py.path.display()))
-        .unwrap();
     let ch = gw
         .remote_exec("for x in channel:\n    channel.send(x + 1)\n")
         .unwrap();

@@ -7,24 +7,14 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use execnet::{Error, Group, Options, Value};
-use execnet_tests::interp;
+use execnet::{Error, Options, Value};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn group_for(name: &str, options: Options) -> Option<(Group, execnet::Gateway)> {
-    let py = interp::require(name)?;
-    let group = Group::with_options(options);
-    let gw = group
-        .makegateway(&format!("popen//python={}", py.path.display()))
-        .unwrap();
-    Some((group, gw))
-}
 
 /// A channel whose callback panics is closed with an error naming the panic, on both
 /// ends; the gateway and its other channels go on.
 fn panicking_callback(name: &str) {
-    let Some((group, gw)) = group_for(name, Options::default()) else {
+    let Some((group, gw)) = execnet_tests::popen(name, Options::default()) else {
         return;
     };
     let ch = gw
@@ -59,7 +49,7 @@ fn panicking_callback(name: &str) {
 
 /// A callback may send on its own channel: no lock of the channel is held while it runs.
 fn callback_sends_on_its_own_channel(name: &str) {
-    let Some((group, gw)) = group_for(name, Options::default()) else {
+    let Some((group, gw)) = execnet_tests::popen(name, Options::default()) else {
         return;
     };
     let ch = gw
@@ -98,7 +88,7 @@ fn undecodable_value_for_a_callback(name: &str) {
         max_depth: 3,
         ..execnet::core::Limits::DEFAULT
     });
-    let Some((group, gw)) = group_for(name, options) else {
+    let Some((group, gw)) = execnet_tests::popen(name, options) else {
         return;
     };
     let ch = gw
@@ -121,7 +111,7 @@ fn undecodable_value_for_a_callback(name: &str) {
 /// such channels never trips the unread-data bound.
 fn dropped_channels_give_back_their_bytes(name: &str) {
     let options = Options::new().max_queued_bytes(1 << 20);
-    let Some((group, gw)) = group_for(name, options) else {
+    let Some((group, gw)) = execnet_tests::popen(name, options) else {
         return;
     };
     for _ in 0..12 {

@@ -24,9 +24,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+#[path = "../../core/tests/support/mod.rs"]
+mod support;
+
 use execnet_core::value::{IntKind, PyStr};
 use execnet_core::{decode, encode, Envelope, Int, Limits, Node, Value, ValueRef, Version};
 use execnet_tests::interp::{self, Family, Interp};
+use support::{float_int_text, float_key, TempDir};
 
 /// Values per interpreter and direction.
 const COUNT: usize = 10_000;
@@ -36,23 +40,6 @@ const COUNT: usize = 10_000;
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join(name)
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("execnet-diff-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Runs a reference script and fails the test with its stderr when it fails.
@@ -233,7 +220,7 @@ fn reference_to_ours(name: &str) {
     let Some(py) = interp::require_reference(name) else {
         return;
     };
-    let tmp = TempDir::new(&format!("a-{name}"));
+    let tmp = TempDir::new(&format!("diff-a-{name}"));
     let file = tmp.0.join("values.bin");
     let seed = name_seed(name) % 1_000_000_007;
     let py_time = run(
@@ -536,53 +523,6 @@ fn scalar(r: &mut Rng, fam: Fam) -> Value {
     }
 }
 
-/// Exact decimal text of an integral float.
-fn float_int_text(f: f64) -> String {
-    if f.abs() < 9.2e18 {
-        return (f as i64).to_string();
-    }
-    let bits = f.to_bits();
-    let exp = ((bits >> 52) & 0x7ff) as i32 - 1075;
-    let mantissa = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
-    // Little-endian base-10^9 limbs of mantissa * 2^exp (exp >= 0 here).
-    let mut limbs: Vec<u64> = vec![mantissa % 1_000_000_000, mantissa / 1_000_000_000];
-    for _ in 0..exp {
-        let mut carry = 0;
-        for limb in limbs.iter_mut() {
-            let v = *limb * 2 + carry;
-            *limb = v % 1_000_000_000;
-            carry = v / 1_000_000_000;
-        }
-        if carry > 0 {
-            limbs.push(carry);
-        }
-    }
-    while limbs.len() > 1 && limbs.last() == Some(&0) {
-        limbs.pop();
-    }
-    let mut s = String::from(if f < 0.0 { "-" } else { "" });
-    let mut first = true;
-    for limb in limbs.iter().rev() {
-        if first {
-            let _ = write!(s, "{limb}");
-            first = false;
-        } else {
-            let _ = write!(s, "{limb:09}");
-        }
-    }
-    s
-}
-
-fn float_key(f: f64) -> String {
-    if f.is_nan() {
-        "nan".into()
-    } else if f.is_finite() && f == f.trunc() {
-        format!("n:{}", float_int_text(f))
-    } else {
-        format!("f:{:x}", f.to_bits())
-    }
-}
-
 /// A key that two hashable values share whenever Python may find them equal (as dict
 /// keys or set members on that family's reader under `loads()` defaults). It is
 /// conservative: some unequal values share one too, and are simply not both generated.
@@ -873,7 +813,7 @@ fn ours_to_reference(name: &str) {
     }
     let gen_time = started.elapsed();
 
-    let tmp = TempDir::new(&format!("b-{name}"));
+    let tmp = TempDir::new(&format!("diff-b-{name}"));
     let (fin, fout) = (tmp.0.join("in.bin"), tmp.0.join("out.bin"));
     std::fs::write(&fin, &input).unwrap();
     let py_time = run(

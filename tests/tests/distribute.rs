@@ -254,10 +254,7 @@ fn a_missing_function_is_named() {
 /// Jython): each takes tasks and answers them.
 #[test]
 fn every_interpreter_takes_tasks() {
-    let pythons: Vec<_> = interp::NAMES
-        .iter()
-        .filter_map(|n| interp::require(n))
-        .collect();
+    let pythons = interp::require_every();
     if pythons.is_empty() {
         return;
     }

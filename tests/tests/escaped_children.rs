@@ -4,12 +4,11 @@
 //! to it, a Linux child subreaper) and kills them when the gateway exits or when the
 //! master dies while the agent can still run.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use execnet::Group;
+use execnet::Options;
 use execnet_tests::interp;
+use execnet_tests::procs::{alive, master_role, start_master, survivors};
 
 const ESCAPE: &str = r#"
 import os, subprocess
@@ -30,46 +29,16 @@ daemon = int(os.read(r, 32))
 channel.send([lone.pid, daemon])
 "#;
 
-fn alive(pid: i64) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, r)| r.starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
 fn session(pid: i64) -> Option<i64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = stat.rsplit_once(") ")?.1;
     rest.split(' ').nth(3)?.parse().ok()
 }
 
-fn all_gone(pids: &[i64], limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while pids.iter().any(|&p| alive(p)) {
-        if Instant::now() > deadline {
-            for &p in pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(p as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
-}
-
 fn gone_after_exit(name: &str) {
-    let Some(py) = interp::require(name) else {
+    let Some((_group, gw)) = execnet_tests::popen(name, Options::default()) else {
         return;
     };
-    let group = Group::new();
-    let gw = group
-        .makegateway(&format!("popen//python={}", py.path.display()))
-        .unwrap();
     let worker = i64::from(gw.pid().unwrap());
     let ch = gw.remote_exec(ESCAPE).unwrap();
     let pids: Vec<i64> = ch.receive().unwrap();
@@ -79,7 +48,7 @@ fn gone_after_exit(name: &str) {
     }
     gw.exit_timeout(Duration::from_secs(2));
     assert!(
-        all_gone(&pids, Duration::from_secs(10)),
+        survivors(&pids, Duration::from_secs(10)).is_empty(),
         "{name}: a setsid() child or a daemon outlived exit(): {pids:?}"
     );
 }
@@ -104,47 +73,19 @@ const ROLE: &str = "EXECNET_TEST_ESCAPE_PYTHON";
 /// Not a test of its own: the master that the tests below start and kill.
 #[test]
 fn escape_master_role() {
-    let Ok(python) = std::env::var(ROLE) else {
-        return;
-    };
-    let group = Group::new();
-    let gw = group
-        .makegateway(&format!("popen//python={python}"))
-        .unwrap();
-    let ch = gw.remote_exec(ESCAPE).unwrap();
-    let pids: Vec<i64> = ch.receive().unwrap();
-    println!("PIDS {} {}", pids[0], pids[1]);
-    std::thread::sleep(Duration::from_secs(600));
+    master_role(ROLE, ESCAPE);
 }
 
 fn gone_after_master_death(name: &str) {
     let Some(py) = interp::require(name) else {
         return;
     };
-    let mut master = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "escape_master_role",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE, &py.path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pids = Vec::new();
-    for line in BufReader::new(master.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some((_, rest)) = line.split_once("PIDS ") {
-            pids = rest.split(' ').map(|p| p.parse().unwrap()).collect();
-            break;
-        }
-    }
+    let (mut master, pids) = start_master("escape_master_role", ROLE, &py.path);
     assert_eq!(pids.len(), 2, "{name}: the master reports the pids");
     master.kill().unwrap();
     master.wait().unwrap();
     assert!(
-        all_gone(&pids, Duration::from_secs(10)),
+        survivors(&pids, Duration::from_secs(10)).is_empty(),
         "{name}: a setsid() child or a daemon outlived the master: {pids:?}"
     );
 }

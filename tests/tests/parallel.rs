@@ -5,12 +5,7 @@ use std::time::{Duration, Instant};
 
 use execnet::Group;
 use execnet_tests::interp;
-
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s.contains(") Z "))
-        .unwrap_or(false)
-}
+use execnet_tests::procs::alive;
 
 /// Each worker waits a second before it starts (an interpreter behind a slow `ssh` or
 /// `docker exec` does): started one after the other, 16 would take 16 s; started in

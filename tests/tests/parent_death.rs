@@ -4,39 +4,11 @@
 //! process group. And because the kernel's signal follows the *thread* that started the
 //! worker, workers started from threads that end (as `makegateways` does) must live on.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use execnet::Group;
 use execnet_tests::interp;
-
-fn alive(pid: i64) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, r)| r.starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-fn gone_within(pid: i64, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while alive(pid) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
-}
-
-fn kill(pid: i64) {
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-}
+use execnet_tests::procs::{self, alive, gone_within, kill_all, start_master};
 
 fn workers_outlive_the_threads_that_started_them(name: &str) {
     let Some(py) = interp::require(name) else {
@@ -75,55 +47,30 @@ const ROLE: &str = "EXECNET_TEST_MASTER_PYTHON";
 /// kills. Without the variable it does nothing.
 #[test]
 fn master_role() {
-    let Ok(python) = std::env::var(ROLE) else {
-        return;
-    };
-    let group = Group::new();
-    let gw = group
-        .makegateway(&format!("popen//python={python}"))
-        .unwrap();
-    let ch = gw
-        .remote_exec(
-            "import os, subprocess\np = subprocess.Popen(['sleep', '1000'])\nchannel.send((os.getpid(), p.pid))\nsum(range(10**13))\n",
-        )
-        .unwrap();
-    let (worker, grandchild): (i64, i64) = ch.receive().unwrap();
-    println!("PIDS {worker} {grandchild}");
-    std::thread::sleep(Duration::from_secs(600));
+    procs::master_role(
+        ROLE,
+        "import os, subprocess\np = subprocess.Popen(['sleep', '1000'])\nchannel.send((os.getpid(), p.pid))\nsum(range(10**13))\n",
+    );
 }
 
 fn killed_master_takes_down_a_worker_stuck_in_c(name: &str) {
     let Some(py) = interp::require(name) else {
         return;
     };
-    let mut master = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "master_role", "--nocapture", "--test-threads=1"])
-        .env(ROLE, &py.path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pids = None;
-    for line in BufReader::new(master.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        // libtest may have written "test master_role ... " on the same line.
-        if let Some((_, rest)) = line.split_once("PIDS ") {
-            let v: Vec<i64> = rest.split(' ').map(|p| p.parse().unwrap()).collect();
-            pids = Some((v[0], v[1]));
-            break;
-        }
-    }
-    let (worker, grandchild) = pids.expect("the master reports the pids");
+    let (mut master, pids) = start_master("master_role", ROLE, &py.path);
+    let &[worker, grandchild, ..] = &pids[..] else {
+        panic!("the master reports the pids");
+    };
     // Let the worker get into the C loop.
     std::thread::sleep(Duration::from_millis(300));
     assert!(alive(worker) && alive(grandchild));
     master.kill().unwrap();
     master.wait().unwrap();
     let t = Instant::now();
-    let worker_gone = gone_within(worker, Duration::from_secs(3));
-    let grandchild_gone = gone_within(grandchild, Duration::from_secs(3));
+    let worker_gone = gone_within(&[worker], Duration::from_secs(3));
+    let grandchild_gone = gone_within(&[grandchild], Duration::from_secs(3));
     let elapsed = t.elapsed();
-    kill(worker);
-    kill(grandchild);
+    kill_all(&[worker, grandchild]);
     assert!(
         worker_gone,
         "{name}: worker {worker} outlived its killed master"

@@ -729,10 +729,7 @@ fn a_single_file_and_a_read_only_directory() {
 /// file is compared by checksum.
 #[test]
 fn every_interpreter_at_once() {
-    let pythons: Vec<Interp> = interp::NAMES
-        .iter()
-        .filter_map(|n| interp::require(n))
-        .collect();
+    let pythons = interp::require_every();
     if pythons.is_empty() {
         return;
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use execnet::core::strconfig::{load_as, Reader, StrKind};
 use execnet::core::{decode, encode, Envelope, Limits, StrConfig, Value, Version};
-use execnet::Group;
+use execnet::{Group, Options};
 use execnet_tests::interp;
 
 fn output(mut cmd: Command) -> String {
@@ -85,13 +85,9 @@ fn a_python2_dumps_file_round_trip() {
 /// (b) numpy in a Python 2.7 worker.
 #[test]
 fn b_numpy_on_python27() {
-    let Some(py27) = interp::require("cpython2.7") else {
+    let Some((group, gw)) = execnet_tests::popen("cpython2.7", Options::default()) else {
         return;
     };
-    let group = Group::new();
-    let gw = group
-        .makegateway(&format!("popen//python={}", py27.path.display()))
-        .unwrap();
     let ch = gw
         .remote_exec(
             "import numpy\na = numpy.array([1, 2, 3])\nfor i in range(10):\n    a = numpy.append(a, channel.receive())\nchannel.send(repr(a))\n",

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use execnet::{Error, Group, Value};
+use execnet::{Error, Options, Value};
 use execnet_core::error::Limit;
 use execnet_core::{EncodeError, Int};
-use execnet_tests::interp;
 
 fn limit(e: &Error) -> Option<Limit> {
     match e {
@@ -17,13 +16,9 @@ fn limit(e: &Error) -> Option<Limit> {
 
 #[test]
 fn send_refuses_values_beyond_the_decoders_limits() {
-    let Some(py) = interp::require("cpython3.11") else {
+    let Some((group, gw)) = execnet_tests::popen("cpython3.11", Options::default()) else {
         return;
     };
-    let group = Group::new();
-    let gw = group
-        .makegateway(&format!("popen//python={}", py.path.display()))
-        .expect("gateway starts");
     let echo = gw
         .remote_exec("for item in channel:\n    channel.send(item)\n")
         .unwrap();

@@ -4,33 +4,16 @@
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use execnet::serve::{serve, Backend, ServeOptions};
 use execnet::Group;
 use execnet_tests::interp;
-
-fn alive(pid: i64) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, r)| r.starts_with('Z')),
-        Err(_) => false,
-    }
-}
+use execnet_tests::procs::{alive, survivors};
 
 fn wait_gone(pid: i64, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while alive(pid) {
-        if Instant::now() > deadline {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            panic!("{what}: pid {pid} outlived its session");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let left = survivors(&[pid], Duration::from_secs(5));
+    assert!(left.is_empty(), "{what}: pid {pid} outlived its session");
 }
 
 /// A server for `connections` connections, in a thread; its address and secret file.

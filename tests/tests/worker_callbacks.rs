@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use execnet::{Error, Group};
-use execnet_tests::interp;
+use execnet::{Error, Options};
 
 const DOUBLER: &str = "
 def double(item):
@@ -17,13 +16,9 @@ channel.waitclose()
 ";
 
 fn raising_callback_closes_its_channel_only(name: &str) {
-    let Some(py) = interp::require(name) else {
+    let Some((group, gw)) = execnet_tests::popen(name, Options::default()) else {
         return;
     };
-    let group = Group::new();
-    let gw = group
-        .makegateway(&format!("popen//python={}", py.path.display()))
-        .unwrap();
     let other = gw
         .remote_exec("for x in channel:\n    channel.send(x + 1)\n")
         .unwrap();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use execnet::spec::ExecModel;
 use execnet::{Error, Group, Value};
-use execnet_tests::interp;
+use execnet_tests::{cases, interp};
 
 fn start(group: &Group, name: &str, extra: &str) -> Option<execnet::Gateway> {
     let py = interp::require(name)?;
@@ -224,15 +224,6 @@ fn python_split_as_a_shell(name: &str) {
     assert!(err.to_string().contains("unclosed quote"), "{err}");
     group.terminate(Duration::from_secs(2));
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-macro_rules! cases {
-    ($($test:ident => $case:ident($name:expr)),* $(,)?) => {$(
-        #[test]
-        fn $test() {
-            $case($name);
-        }
-    )*};
 }
 
 cases! {

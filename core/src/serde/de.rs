@@ -11,7 +11,7 @@ use ::serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use crate::error::{DecodeError, DecodeErrorKind, Message};
 use crate::strconfig::{Loaded, Reader, StrConfig};
-use crate::value::{Placed, PyStr, ValueRef};
+use crate::value::{PyStr, ValueRef};
 
 impl de::Error for DecodeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
@@ -81,9 +81,7 @@ pub fn from_internal<'a, T: de::Deserialize<'a>>(
     if let Ok(v) = super::stream::from_stream(input, 0, limits, config) {
         return Ok(v);
     }
-    let mut nodes = alloc::vec::Vec::new();
-    let (v, at) = crate::decode::decode_placed(input, 0, &mut nodes, limits)?;
-    T::deserialize(Deserializer::placed(v, at, config))
+    from_tape(input, 0, limits, config)
 }
 
 /// Decodes `dumps` output and deserializes a `T` from it, as [`from_internal`] does.
@@ -98,8 +96,20 @@ pub fn from_dumps<'a, T: de::Deserialize<'a>>(
             return Ok(v);
         }
     }
+    from_tape(input, 1, limits, config)
+}
+
+/// Decodes the value at `start` into a tape in temporary node storage on the heap and
+/// deserializes a `T` from it, errors placed in the input.
+#[cfg(feature = "alloc")]
+fn from_tape<'a, T: de::Deserialize<'a>>(
+    input: &'a [u8],
+    start: usize,
+    limits: &crate::Limits,
+    config: StrConfig,
+) -> Result<T, DecodeError> {
     let mut nodes = alloc::vec::Vec::new();
-    let (v, at) = crate::decode::decode_placed(input, 1, &mut nodes, limits)?;
+    let (v, at) = crate::decode::decode_placed(input, start, &mut nodes, limits)?;
     T::deserialize(Deserializer::placed(v, at, config))
 }
 
@@ -173,7 +183,7 @@ impl<'a> de::Deserializer<'a> for Deserializer<'a, '_> {
     type Error = DecodeError;
 
     fn deserialize_any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, DecodeError> {
-        let at = self.at;
+        let (at, config) = (self.at, self.config);
         let r = match self.value {
             ValueRef::None => visitor.visit_unit(),
             ValueRef::Bool(b) => visitor.visit_bool(b),
@@ -184,29 +194,25 @@ impl<'a> de::Deserializer<'a> for Deserializer<'a, '_> {
                 visitor.visit_seq(de::value::SeqDeserializer::new([re, im].into_iter()))
             }
             ValueRef::Bytes(b) => visitor.visit_borrowed_bytes(b),
-            ValueRef::Str(s) => visit_str(s, self.config, visitor),
+            ValueRef::Str(s) => visit_str(s, config, visitor),
             ValueRef::Channel(id) => visitor.visit_i32(id),
             ValueRef::List(seq)
             | ValueRef::Tuple(seq)
             | ValueRef::Set(seq)
-            | ValueRef::FrozenSet(seq) => {
-                let mut access = Seq {
-                    iter: seq.with_offsets(),
-                    config: self.config,
-                };
-                visitor
-                    .visit_seq(&mut access)
-                    .and_then(|v| access.end().map(|()| v))
-            }
-            ValueRef::Dict(map) => {
-                let mut access = Map {
-                    iter: map.with_offsets(),
-                    config: self.config,
-                };
-                visitor
-                    .visit_map(&mut access)
-                    .and_then(|v| access.end().map(|()| v))
-            }
+            | ValueRef::FrozenSet(seq) => visit_items(
+                visitor,
+                seq.with_offsets()
+                    .map(|(value, at)| Deserializer::placed(value, at, config)),
+            ),
+            ValueRef::Dict(map) => visit_entries(
+                visitor,
+                map.with_offsets().map(|((k, k_at), (v, v_at))| {
+                    (
+                        Deserializer::placed(k, k_at, config),
+                        Deserializer::placed(v, v_at, config),
+                    )
+                }),
+            ),
         };
         r.map_err(|e: DecodeError| e.placed(at))
     }
@@ -256,27 +262,22 @@ impl<'a> de::Deserializer<'a> for Deserializer<'a, '_> {
         _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
-        let at = self.at;
-        let r = match self.value {
+        let (value, at, config) = (self.value, self.at, self.config);
+        let r = match value {
             ValueRef::Str(_) => visitor.visit_enum(Enum {
-                tag: (self.value, at),
+                tag: self,
                 content: None,
-                config: self.config,
             }),
-            ValueRef::Dict(map) if map.len() == 1 => {
-                let mut it = map.with_offsets();
-                match (it.next(), it.next()) {
-                    (Some((tag, t)), Some((content, c))) => visitor.visit_enum(Enum {
-                        tag: (tag, Some(t)),
-                        content: Some((content, Some(c))),
-                        config: self.config,
-                    }),
-                    _ => Err(mismatch("a one-entry dict", "an empty dict")),
-                }
-            }
+            ValueRef::Dict(map) if map.len() == 1 => match map.with_offsets().next() {
+                Some(((tag, t), (content, c))) => visitor.visit_enum(Enum {
+                    tag: Deserializer::placed(tag, t, config),
+                    content: Some(Deserializer::placed(content, c, config)),
+                }),
+                None => Err(mismatch("a one-entry dict", "an empty dict")),
+            },
             _ => Err(mismatch(
                 "an enum (a str or a one-entry dict)",
-                self.value.type_name(),
+                value.type_name(),
             )),
         };
         r.map_err(|e: DecodeError| e.placed(at))
@@ -293,6 +294,18 @@ impl<'a> de::Deserializer<'a> for Deserializer<'a, '_> {
     }
 }
 
+impl<'a> TreeNode<'a> for Deserializer<'a, '_> {
+    fn is_none(&self) -> bool {
+        matches!(self.value, ValueRef::None)
+    }
+    fn type_name(&self) -> &'static str {
+        self.value.type_name()
+    }
+    fn at(&self) -> Option<usize> {
+        self.at
+    }
+}
+
 /// Refuses the items a visitor left: serde's fixed-size types (tuples, arrays, structs
 /// from sequences) stop asking, and extra items would otherwise be lost unnoticed.
 #[cold]
@@ -303,63 +316,95 @@ pub(crate) fn leftover(left: usize) -> DecodeError {
     })
 }
 
-struct Seq<'a, 's> {
-    iter: Placed<'a, 's>,
-    config: StrConfig,
+/// A deserializer over one node of a decoded tree (the tape here, an owned `Value` in
+/// `value.rs`): what the sequence, map and enum access below need of it, so that both
+/// trees share them.
+pub(crate) trait TreeNode<'a>: de::Deserializer<'a, Error = DecodeError> {
+    /// Whether the node is `None`, the one content a unit variant may carry.
+    fn is_none(&self) -> bool;
+    /// The node's Python type name, for errors.
+    fn type_name(&self) -> &'static str;
+    /// The input offset of the node's opcode, when known.
+    fn at(&self) -> Option<usize>;
 }
 
-impl Seq<'_, '_> {
-    fn end(&self) -> Result<(), DecodeError> {
-        match self.iter.len() {
-            0 => Ok(()),
-            n => Err(leftover(n)),
-        }
+/// Visits the nodes of `items` as a sequence, refusing any the visitor leaves.
+pub(crate) fn visit_items<'a, V, I>(visitor: V, items: I) -> Result<V::Value, DecodeError>
+where
+    V: Visitor<'a>,
+    I: ExactSizeIterator,
+    I::Item: TreeNode<'a>,
+{
+    let mut access = Items(items);
+    let v = visitor.visit_seq(&mut access)?;
+    match access.0.len() {
+        0 => Ok(v),
+        n => Err(leftover(n)),
     }
 }
 
-impl<'a> de::SeqAccess<'a> for Seq<'a, '_> {
+/// Visits the key and value nodes of `entries` as a map, refusing any entry the visitor
+/// leaves.
+pub(crate) fn visit_entries<'a, V, I, D>(visitor: V, entries: I) -> Result<V::Value, DecodeError>
+where
+    V: Visitor<'a>,
+    I: ExactSizeIterator<Item = (D, D)>,
+    D: TreeNode<'a>,
+{
+    let mut access = Entries {
+        entries,
+        value: None,
+    };
+    let v = visitor.visit_map(&mut access)?;
+    match access.entries.len() {
+        0 => Ok(v),
+        n => Err(leftover(n)),
+    }
+}
+
+struct Items<I>(I);
+
+impl<'a, I> de::SeqAccess<'a> for Items<I>
+where
+    I: ExactSizeIterator,
+    I::Item: TreeNode<'a>,
+{
     type Error = DecodeError;
     fn next_element_seed<T: DeserializeSeed<'a>>(
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, DecodeError> {
-        match self.iter.next() {
-            Some((value, at)) => seed
-                .deserialize(Deserializer::placed(value, at, self.config))
-                .map(Some),
+        match self.0.next() {
+            Some(item) => seed.deserialize(item).map(Some),
             None => Ok(None),
         }
     }
     fn size_hint(&self) -> Option<usize> {
-        Some(self.iter.len())
+        Some(self.0.len())
     }
 }
 
-struct Map<'a, 's> {
-    /// Keys and values alternating.
-    iter: Placed<'a, 's>,
-    config: StrConfig,
+struct Entries<I, D> {
+    entries: I,
+    /// The value of the entry whose key was handed out last.
+    value: Option<D>,
 }
 
-impl Map<'_, '_> {
-    fn end(&self) -> Result<(), DecodeError> {
-        match self.iter.len() / 2 {
-            0 => Ok(()),
-            n => Err(leftover(n)),
-        }
-    }
-}
-
-impl<'a> de::MapAccess<'a> for Map<'a, '_> {
+impl<'a, I, D> de::MapAccess<'a> for Entries<I, D>
+where
+    I: ExactSizeIterator<Item = (D, D)>,
+    D: TreeNode<'a>,
+{
     type Error = DecodeError;
     fn next_key_seed<K: DeserializeSeed<'a>>(
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, DecodeError> {
-        match self.iter.next() {
-            Some((k, at)) => seed
-                .deserialize(Deserializer::placed(k, at, self.config))
-                .map(Some),
+        match self.entries.next() {
+            Some((key, value)) => {
+                self.value = Some(value);
+                seed.deserialize(key).map(Some)
+            }
             None => Ok(None),
         }
     }
@@ -367,70 +412,52 @@ impl<'a> de::MapAccess<'a> for Map<'a, '_> {
         &mut self,
         seed: V,
     ) -> Result<V::Value, DecodeError> {
-        let (value, at) = self
-            .iter
-            .next()
+        let value = self
+            .value
+            .take()
             .ok_or_else(|| mismatch("a map value", "nothing"))?;
-        seed.deserialize(Deserializer::placed(value, at, self.config))
+        seed.deserialize(value)
     }
     fn size_hint(&self) -> Option<usize> {
-        Some(self.iter.len() / 2)
+        Some(self.entries.len())
     }
 }
 
-struct Enum<'a, 's> {
-    tag: (ValueRef<'a, 's>, Option<usize>),
-    content: Option<(ValueRef<'a, 's>, Option<usize>)>,
-    config: StrConfig,
+/// An enum: a unit variant's name alone, or a one-entry dict `{name: content}`.
+pub(crate) struct Enum<D> {
+    pub(crate) tag: D,
+    pub(crate) content: Option<D>,
 }
 
-impl<'a, 's> de::EnumAccess<'a> for Enum<'a, 's> {
+impl<'a, D: TreeNode<'a>> de::EnumAccess<'a> for Enum<D> {
     type Error = DecodeError;
-    type Variant = Variant<'a, 's>;
+    type Variant = Variant<D>;
     fn variant_seed<V: DeserializeSeed<'a>>(
         self,
         seed: V,
-    ) -> Result<(V::Value, Variant<'a, 's>), DecodeError> {
-        let (tag, at) = self.tag;
-        let tag = seed.deserialize(Deserializer {
-            value: tag,
-            at,
-            config: self.config,
-        })?;
-        Ok((
-            tag,
-            Variant {
-                content: self.content,
-                config: self.config,
-            },
-        ))
+    ) -> Result<(V::Value, Variant<D>), DecodeError> {
+        let tag = seed.deserialize(self.tag)?;
+        Ok((tag, Variant(self.content)))
     }
 }
 
-struct Variant<'a, 's> {
-    content: Option<(ValueRef<'a, 's>, Option<usize>)>,
-    config: StrConfig,
-}
+pub(crate) struct Variant<D>(Option<D>);
 
-impl<'a, 's> Variant<'a, 's> {
-    fn content(self, expected: &'static str) -> Result<Deserializer<'a, 's>, DecodeError> {
-        match self.content {
-            Some((value, at)) => Ok(Deserializer {
-                value,
-                at,
-                config: self.config,
-            }),
-            None => Err(mismatch(expected, "a unit variant name")),
-        }
+impl<D> Variant<D> {
+    fn content(self, expected: &'static str) -> Result<D, DecodeError> {
+        self.0
+            .ok_or_else(|| mismatch(expected, "a unit variant name"))
     }
 }
 
-impl<'a> de::VariantAccess<'a> for Variant<'a, '_> {
+impl<'a, D: TreeNode<'a>> de::VariantAccess<'a> for Variant<D> {
     type Error = DecodeError;
     fn unit_variant(self) -> Result<(), DecodeError> {
-        match self.content {
-            None | Some((ValueRef::None, _)) => Ok(()),
-            Some((other, at)) => Err(mismatch("a unit variant", other.type_name()).placed(at)),
+        match self.0 {
+            Some(other) if !other.is_none() => {
+                Err(mismatch("a unit variant", other.type_name()).placed(other.at()))
+            }
+            _ => Ok(()),
         }
     }
     fn newtype_variant_seed<T: DeserializeSeed<'a>>(

@@ -24,7 +24,7 @@ use crate::owned::{Int, Value};
 use crate::strconfig::StrConfig;
 use crate::value::ValueRef;
 
-use super::de::{leftover, mismatch, visit_big, visit_str};
+use super::de::{mismatch, visit_big, visit_entries, visit_items, visit_str, Enum, TreeNode};
 use super::names;
 
 /// Limits that refuse nothing, for encodings this crate made or already checked.
@@ -109,8 +109,8 @@ impl<'de> MapAccess<'de> for ExactMap {
 }
 
 /// Encodes `v` (a tree this crate checked already) and hands it to `visitor` exactly.
-pub(crate) fn visit_exact<'de, V: Visitor<'de>>(
-    v: &ValueRef<'_, '_>,
+pub(crate) fn visit_exact<'de, V: Visitor<'de>, E: crate::encode::Encode + ?Sized>(
+    v: &E,
     config: StrConfig,
     visitor: V,
 ) -> Result<V::Value, DecodeError> {
@@ -365,25 +365,13 @@ struct ValueDeserializer<'a> {
     config: StrConfig,
 }
 
-impl<'a> ValueDeserializer<'a> {
-    fn seq<V: Visitor<'a>>(&self, items: &'a [Value], visitor: V) -> Result<V::Value, DecodeError> {
-        let mut access = ValueSeq {
-            iter: items.iter(),
-            config: self.config,
-        };
-        let v = visitor.visit_seq(&mut access)?;
-        match access.iter.len() {
-            0 => Ok(v),
-            n => Err(leftover(n)),
-        }
-    }
-}
-
 impl<'a> de::Deserializer<'a> for ValueDeserializer<'a> {
     type Error = DecodeError;
 
     fn deserialize_any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         use crate::value::PyStr;
+        let config = self.config;
+        let node = move |value| ValueDeserializer { value, config };
         match self.value {
             Value::None => visitor.visit_unit(),
             Value::Bool(b) => visitor.visit_bool(*b),
@@ -394,25 +382,16 @@ impl<'a> de::Deserializer<'a> for ValueDeserializer<'a> {
                 visitor.visit_seq(de::value::SeqDeserializer::new([*re, *im].into_iter()))
             }
             Value::Bytes(b) => visitor.visit_borrowed_bytes(b),
-            Value::Str(s) => visit_str(PyStr::Py3(s), self.config, visitor),
-            Value::Unicode(s) => visit_str(PyStr::Unicode(s), self.config, visitor),
-            Value::Py2Str(b) => visit_str(PyStr::Py2(b), self.config, visitor),
+            Value::Str(s) => visit_str(PyStr::Py3(s), config, visitor),
+            Value::Unicode(s) => visit_str(PyStr::Unicode(s), config, visitor),
+            Value::Py2Str(b) => visit_str(PyStr::Py2(b), config, visitor),
             Value::Channel(id) => visitor.visit_i32(*id),
             Value::List(items)
             | Value::Tuple(items)
             | Value::Set(items)
-            | Value::FrozenSet(items) => self.seq(items, visitor),
+            | Value::FrozenSet(items) => visit_items(visitor, items.iter().map(node)),
             Value::Dict(entries) => {
-                let mut access = ValueMap {
-                    iter: entries.iter(),
-                    value: None,
-                    config: self.config,
-                };
-                let v = visitor.visit_map(&mut access)?;
-                match access.iter.len() {
-                    0 => Ok(v),
-                    n => Err(leftover(n)),
-                }
+                visit_entries(visitor, entries.iter().map(|(k, v)| (node(k), node(v))))
             }
         }
     }
@@ -430,18 +409,7 @@ impl<'a> de::Deserializer<'a> for ValueDeserializer<'a> {
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
         if name == names::VALUE {
-            let bytes = crate::encode::encode_with_limits(
-                self.value,
-                crate::Envelope::Internal,
-                Vec::new(),
-                &UNBOUNDED,
-            )
-            .map_err(|_| DecodeError::unplaced(DecodeErrorKind::Internal))?;
-            return visitor.visit_map(ExactMap::new(exact_payload(
-                self.config,
-                &UNBOUNDED,
-                &bytes,
-            )));
+            return visit_exact(self.value, self.config, visitor);
         }
         visitor.visit_newtype_struct(self)
     }
@@ -464,17 +432,19 @@ impl<'a> de::Deserializer<'a> for ValueDeserializer<'a> {
         _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DecodeError> {
-        match self.value {
-            Value::Str(_) | Value::Unicode(_) | Value::Py2Str(_) => visitor.visit_enum(ValueEnum {
-                tag: self.value,
+        let (value, config) = (self.value, self.config);
+        match value {
+            Value::Str(_) | Value::Unicode(_) | Value::Py2Str(_) => visitor.visit_enum(Enum {
+                tag: self,
                 content: None,
-                config: self.config,
             }),
             Value::Dict(entries) if entries.len() == 1 => match entries.first() {
-                Some((tag, content)) => visitor.visit_enum(ValueEnum {
-                    tag,
-                    content: Some(content),
-                    config: self.config,
+                Some((tag, content)) => visitor.visit_enum(Enum {
+                    tag: ValueDeserializer { value: tag, config },
+                    content: Some(ValueDeserializer {
+                        value: content,
+                        config,
+                    }),
                 }),
                 None => Err(mismatch("a one-entry dict", "an empty dict")),
             },
@@ -496,144 +466,15 @@ impl<'a> de::Deserializer<'a> for ValueDeserializer<'a> {
     }
 }
 
-struct ValueSeq<'a> {
-    iter: core::slice::Iter<'a, Value>,
-    config: StrConfig,
-}
-
-impl<'a> SeqAccess<'a> for ValueSeq<'a> {
-    type Error = DecodeError;
-    fn next_element_seed<T: DeserializeSeed<'a>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, DecodeError> {
-        match self.iter.next() {
-            Some(value) => seed
-                .deserialize(ValueDeserializer {
-                    value,
-                    config: self.config,
-                })
-                .map(Some),
-            None => Ok(None),
-        }
+impl<'a> TreeNode<'a> for ValueDeserializer<'a> {
+    fn is_none(&self) -> bool {
+        matches!(self.value, Value::None)
     }
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.iter.len())
+    fn type_name(&self) -> &'static str {
+        self.value.type_name()
     }
-}
-
-struct ValueMap<'a> {
-    iter: core::slice::Iter<'a, (Value, Value)>,
-    value: Option<&'a Value>,
-    config: StrConfig,
-}
-
-impl<'a> MapAccess<'a> for ValueMap<'a> {
-    type Error = DecodeError;
-    fn next_key_seed<K: DeserializeSeed<'a>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DecodeError> {
-        match self.iter.next() {
-            Some((k, v)) => {
-                self.value = Some(v);
-                seed.deserialize(ValueDeserializer {
-                    value: k,
-                    config: self.config,
-                })
-                .map(Some)
-            }
-            None => Ok(None),
-        }
-    }
-    fn next_value_seed<V: DeserializeSeed<'a>>(
-        &mut self,
-        seed: V,
-    ) -> Result<V::Value, DecodeError> {
-        let value = self
-            .value
-            .take()
-            .ok_or_else(|| mismatch("a map value", "nothing"))?;
-        seed.deserialize(ValueDeserializer {
-            value,
-            config: self.config,
-        })
-    }
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.iter.len())
-    }
-}
-
-struct ValueEnum<'a> {
-    tag: &'a Value,
-    content: Option<&'a Value>,
-    config: StrConfig,
-}
-
-impl<'a> de::EnumAccess<'a> for ValueEnum<'a> {
-    type Error = DecodeError;
-    type Variant = ValueVariant<'a>;
-    fn variant_seed<V: DeserializeSeed<'a>>(
-        self,
-        seed: V,
-    ) -> Result<(V::Value, ValueVariant<'a>), DecodeError> {
-        let tag = seed.deserialize(ValueDeserializer {
-            value: self.tag,
-            config: self.config,
-        })?;
-        Ok((
-            tag,
-            ValueVariant {
-                content: self.content,
-                config: self.config,
-            },
-        ))
-    }
-}
-
-struct ValueVariant<'a> {
-    content: Option<&'a Value>,
-    config: StrConfig,
-}
-
-impl<'a> ValueVariant<'a> {
-    fn content(self, expected: &'static str) -> Result<ValueDeserializer<'a>, DecodeError> {
-        match self.content {
-            Some(value) => Ok(ValueDeserializer {
-                value,
-                config: self.config,
-            }),
-            None => Err(mismatch(expected, "a unit variant name")),
-        }
-    }
-}
-
-impl<'a> de::VariantAccess<'a> for ValueVariant<'a> {
-    type Error = DecodeError;
-    fn unit_variant(self) -> Result<(), DecodeError> {
-        match self.content {
-            None | Some(Value::None) => Ok(()),
-            Some(other) => Err(mismatch("a unit variant", other.type_name())),
-        }
-    }
-    fn newtype_variant_seed<T: DeserializeSeed<'a>>(
-        self,
-        seed: T,
-    ) -> Result<T::Value, DecodeError> {
-        seed.deserialize(self.content("a newtype variant's content")?)
-    }
-    fn tuple_variant<V: Visitor<'a>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        de::Deserializer::deserialize_any(self.content("a tuple variant's items")?, visitor)
-    }
-    fn struct_variant<V: Visitor<'a>>(
-        self,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
-        de::Deserializer::deserialize_any(self.content("a struct variant's fields")?, visitor)
+    fn at(&self) -> Option<usize> {
+        // An owned value has no input to point into.
+        None
     }
 }

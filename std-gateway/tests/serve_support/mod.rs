@@ -172,6 +172,11 @@ pub fn secret_file(name: &str, content: &str) -> PathBuf {
     path
 }
 
+/// The spec of a socket gateway to `addr` authenticated with the secret file `secret`.
+pub fn socket_spec(addr: &str, secret: &Path) -> String {
+    format!("socket={addr}//secret={}", secret.display())
+}
+
 /// The path as a `&str`.
 pub fn s(path: &Path) -> &str {
     path.to_str().unwrap()
