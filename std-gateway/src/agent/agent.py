@@ -2,17 +2,17 @@
 #
 # The master starts an interpreter with
 #     PYTHON -u -c "import sys;exec(eval(sys.stdin.readline()))"
-# and sends this file as one string literal, optionally preceded by one line that sets
-# `execnet_config` (a dict: execmodel, max_message, nice). It then serves the execnet
-# protocol on the process's stdin/stdout (or on `clientsock` when a socket server runs
-# it). One source for CPython 2.7 and 3.x, PyPy and Jython: ASCII only, standard library
-# only, no syntax that any of them rejects.
+# and sends this file as one string literal, its cold parts as text (see "cold parts"
+# below), with a statement that sets `execnet_config` (a dict: execmodel, max_message,
+# nice, id) before the comment on this first line. It then serves the execnet protocol
+# on the process's stdin/stdout (or on `clientsock` when a socket server runs it). One
+# source for CPython 2.7 and 3.x, PyPy and Jython: ASCII only, standard library only, no
+# syntax that any of them rejects.
 import os
 import struct
 import sys
 import threading
 import time
-import traceback
 from collections import deque
 
 _now = time.time
@@ -125,6 +125,102 @@ class RemoteError(Exception):
 
 class TimeoutError(IOError):
     """A receive or wait ran out of time."""
+
+
+def _format_exc():
+    # traceback (with linecache, tokenize and textwrap) takes 2.5 ms to import: a worker
+    # pays for it at its first failure, not at its start.
+    import traceback
+
+    return traceback.format_exc()
+
+
+def _signal_module():
+    try:
+        # Python 3: the C module itself. `signal` wraps it in enums, which take 0.5 ms to
+        # build, and calls it all the same.
+        import _signal
+
+        return _signal
+    except ImportError:
+        import signal
+
+        return signal
+
+
+# ---------------------------------------------------------------- cold parts
+#
+# Compiling this file is most of what a worker's start costs. The parts of it that a
+# session may never use are marked "cold"; the master sends each of them as text in a
+# call of `_cold` or `_cold_methods` (see `lazy_agent` in transport.rs), and a part is
+# compiled when one of its functions is first called. Tracebacks keep this file's line
+# numbers. Run as it is, the file defines everything at once and these go unused.
+
+_cold_lock = threading.RLock()
+
+
+def _cold_compile(source, line, namespace):
+    code = compile("\n" * (line - 1) + source, "<string>", "exec")
+    exec(code, globals(), namespace)
+
+
+def _cold_class_body(source, line):
+    """The functions that `source`, a part of a class body starting at `line`, defines:
+    compiled in a class statement of its own, with its indentation as it is."""
+    namespace = {}
+    _cold_compile("class _Part(object):\n" + source, line - 1, namespace)
+    return namespace["_Part"].__dict__
+
+
+def _cold(names, source, line):
+    """Makes `names`, the functions and classes of one cold part, stand-ins that compile
+    the part (module level, starting at `line`) at the first call of any of them."""
+    done = []
+
+    def load():
+        _cold_lock.acquire()
+        try:
+            if not done:
+                _cold_compile(source, line, globals())
+                done.append(True)
+        finally:
+            _cold_lock.release()
+
+    def stand_in(name):
+        def call(*args, **kwargs):
+            load()
+            return globals()[name](*args, **kwargs)
+
+        return call
+
+    for name in names:
+        globals()[name] = stand_in(name)
+
+
+def _cold_methods(names, source, line):
+    """Stand-ins for the methods `names` of one class, from a cold part of its body: the
+    first call of any compiles them and puts them on the class."""
+    methods = {}
+
+    def stand_in(name):
+        def call(self, *args, **kwargs):
+            _cold_lock.acquire()
+            try:
+                if not methods:
+                    body = _cold_class_body(source, line)
+                    for n in names:
+                        methods[n] = body[n]
+                for cls in type(self).__mro__:
+                    if cls.__dict__.get(name) is call:
+                        for n in names:
+                            setattr(cls, n, methods[n])
+            finally:
+                _cold_lock.release()
+            return methods[name](self, *args, **kwargs)
+
+        return call
+
+    return tuple([stand_in(name) for name in names])
 
 
 # ---------------------------------------------------------------- serializer
@@ -493,12 +589,10 @@ def get_execmodel(backend):
 
 
 try:
-    from thread import get_ident as _get_ident  # Python 2
+    from threading import get_ident as _get_ident
 except ImportError:
-    try:
-        from threading import get_ident as _get_ident
-    except ImportError:
-        from _thread import get_ident as _get_ident
+    # Python 2 (tried second: a failed import searches the whole path).
+    from thread import get_ident as _get_ident
 
 
 # ------------------------------------------------------------------ channels
@@ -658,6 +752,7 @@ class Channel(object):
             self._items.put(_END)
         gw._forget(self.id)
 
+    # cold: what few channels use
     def waitclose(self, timeout=None):
         if not self._receive_closed.is_set():
             self.gateway._wait_for(self._items, self._receive_closed.is_set, timeout)
@@ -699,8 +794,10 @@ class Channel(object):
         if mode == "r":
             return _ChannelReader(self)
         raise ValueError("mode %r not available" % (mode,))
+    # end cold
 
 
+# cold: channel files
 class _ChannelWriter(object):
     def __init__(self, channel, proxyclose):
         self.channel = channel
@@ -757,6 +854,7 @@ class _ChannelReader(object):
             if not self._more():
                 line, self.buf = self.buf, None
                 return line or ""
+# end cold
 
 
 # ------------------------------------------------------------------------ io
@@ -863,6 +961,7 @@ class _FdIO(object):
             self.write(_b("").join(parts))
 
 
+# cold: IO for Jython and sockets
 class _FileIO(object):
     """Protocol IO over file objects (Jython), read by one thread only."""
 
@@ -897,6 +996,7 @@ class _SocketIO(object):
 
     def write_parts(self, parts):
         self.sock.sendall(_b("").join(parts))
+# end cold
 
 
 # ------------------------------------------------------------- exec threads
@@ -945,6 +1045,7 @@ class _Pool(object):
             task = slot[1]
 
 
+# cold: the main_thread_only execution model
 class _MainThreadRunner(object):
     """`main_thread_only`: executions run in the main thread, one at a time. A request
     that comes while one runs waits up to a second for it (off the reading path), then
@@ -1019,6 +1120,7 @@ class _MainThreadRunner(object):
                     self.cond.notify_all()
                 finally:
                     self.cond.release()
+# end cold
 
 
 # ------------------------------------------------------------------- gateway
@@ -1028,12 +1130,29 @@ SOFT_CLAIM = 0.002
 
 
 def _dedent(source):
-    try:
-        import textwrap
-
-        return textwrap.dedent(source)
-    except Exception:
-        return source
+    """What `textwrap.dedent` makes of `source` (the reference's master dedents what it
+    sends; ours sends it as written): lines of only blanks and tabs are emptied, and the
+    margin common to the others goes. Done here because textwrap takes 0.9 ms to import,
+    which a worker's first execution would wait for."""
+    lines = source.split("\n")
+    margin = None
+    for i, line in enumerate(lines):
+        rest = line.lstrip(" \t")
+        if not rest:
+            lines[i] = ""
+            continue
+        indent = line[: len(line) - len(rest)]
+        if margin is None or margin.startswith(indent):
+            margin = indent
+        elif not indent.startswith(margin):
+            n = 0
+            while margin[n] == indent[n]:
+                n += 1
+            margin = margin[:n]
+    if margin:
+        n = len(margin)
+        lines = [line[n:] for line in lines]
+    return "\n".join(lines)
 
 
 class Gateway(object):
@@ -1318,7 +1437,7 @@ class Gateway(object):
             # Reading or answering failed: the master's end of the stream is gone.
             self._end("eof")
         except Exception:
-            self._end("fatal", "internal error, stopping:\n" + traceback.format_exc())
+            self._end("fatal", "internal error, stopping:\n" + _format_exc())
 
     def _pump_frames(self, timeout):
         reader = self._reader
@@ -1379,7 +1498,7 @@ class Gateway(object):
             try:
                 item = loads_internal(payload, ch._strconfig, self)
             except Exception:
-                ch._close("LoadError: " + traceback.format_exc())
+                ch._close("LoadError: " + _format_exc())
                 return
             ch._items.put(item)
         elif code == CHANNEL_EXEC:
@@ -1387,7 +1506,7 @@ class Gateway(object):
             try:
                 source, filename, call_name, kwargs = loads_internal(payload, (True, False), self)
             except Exception:
-                ch._close("LoadError: bad CHANNEL_EXEC payload: " + traceback.format_exc())
+                ch._close("LoadError: bad CHANNEL_EXEC payload: " + _format_exc())
                 return
             self._runner.submit((ch, source, filename, call_name, kwargs))
         elif code == CHANNEL_CLOSE or code == CHANNEL_LAST_MESSAGE:
@@ -1404,32 +1523,9 @@ class Gateway(object):
                 error = str(error)
             self._remote_close(id, error, False)
         elif code == STATUS:
-            status = {
-                "numchannels": len(self._channels),
-                "numexecuting": self._executing,
-                "execmodel": self.execmodel.backend,
-            }
-            self._send(CHANNEL_DATA, id, dumps_parts(status))
-            self._send(CHANNEL_CLOSE, id)
+            self._status(id)
         elif code == RECONFIGURE:
-            try:
-                config = loads_internal(payload, (True, False), self)
-                if not isinstance(config, (tuple, list)) or len(config) != 2:
-                    raise LoadError("expected a pair of flags, got %r" % (config,))
-                config = (bool(config[0]), bool(config[1]))
-            except Exception:
-                raise ProtocolError(
-                    "RECONFIGURE for channel %d carries a bad payload (%s)"
-                    % (id, sys.exc_info()[1])
-                )
-            if id == 0:
-                self._strconfig = config
-            else:
-                ch = self._channels.get(id)
-                if ch is not None:
-                    ch._strconfig = config
-                else:
-                    self._chan_config[id] = config
+            self._reconfigure(id, payload)
         elif code == GATEWAY_TERMINATE:
             self._end("terminate")
 
@@ -1446,6 +1542,35 @@ class Gateway(object):
             except Exception:
                 self._callback_failed(id)
 
+    # cold: status, reconfiguration, callbacks
+    def _status(self, id):
+        status = {
+            "numchannels": len(self._channels),
+            "numexecuting": self._executing,
+            "execmodel": self.execmodel.backend,
+        }
+        self._send(CHANNEL_DATA, id, dumps_parts(status))
+        self._send(CHANNEL_CLOSE, id)
+
+    def _reconfigure(self, id, payload):
+        try:
+            config = loads_internal(payload, (True, False), self)
+            if not isinstance(config, (tuple, list)) or len(config) != 2:
+                raise LoadError("expected a pair of flags, got %r" % (config,))
+            config = (bool(config[0]), bool(config[1]))
+        except Exception:
+            raise ProtocolError(
+                "RECONFIGURE for channel %d carries a bad payload (%s)" % (id, sys.exc_info()[1])
+            )
+        if id == 0:
+            self._strconfig = config
+        else:
+            ch = self._channels.get(id)
+            if ch is not None:
+                ch._strconfig = config
+            else:
+                self._chan_config[id] = config
+
     def _call_back(self, id, cb, payload):
         ch = self._channels.get(id)
         config = ch is not None and ch._strconfig or self._strconfig
@@ -1457,7 +1582,7 @@ class Gateway(object):
 
     def _callback_failed(self, id):
         # As the reference does: the error closes this channel only, on both ends.
-        text = traceback.format_exc()
+        text = _format_exc()
         self._callbacks.pop(id, None)
         ch = self._channels.get(id)
         if ch is not None:
@@ -1465,6 +1590,7 @@ class Gateway(object):
             ch._finish(text)
         else:
             self._send(CHANNEL_CLOSE_ERROR, id, dumps_parts(text))
+    # end cold
 
     # ---------------------------------------------------------- execution
 
@@ -1495,7 +1621,7 @@ class Gateway(object):
             except KeyboardInterrupt:
                 error = INTERRUPT_TEXT
             except:  # noqa: E722 (everything, SystemExit too, as the reference does)
-                error = traceback.format_exc()
+                error = _format_exc()
             namespace = None
             try:
                 channel._close(error)
@@ -1509,6 +1635,7 @@ class Gateway(object):
 
     # ---------------------------------------------------------------- end
 
+    # cold: the end of the session
     def _end(self, why, detail=None):
         self._finished = True
         if detail:
@@ -1530,6 +1657,7 @@ class Gateway(object):
                 stop()
             raise _SessionEnd()
         _shutdown(why)
+    # end cold
 
 
 # --------------------------------------------------------- process lifetime
@@ -1540,18 +1668,45 @@ def _prctl(option, arg):
     if not LINUX or JYTHON:
         return False
     try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        return libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) == 0
+        return _prctl_function()(option, arg) == 0
     except Exception:
         return False
+
+
+def _prctl_function():
+    """prctl(option, arg) from the C library. The `ctypes` module takes 1.7 ms to import,
+    its C core alone 0.7 ms: CPython's core is used directly, the documented module
+    wherever that fails (PyPy's core differs)."""
+    try:
+        import _ctypes
+
+        class c_ulong(_ctypes._SimpleCData):  # noqa: N801 (ctypes' name)
+            _type_ = "L"
+
+        class c_int(_ctypes._SimpleCData):  # noqa: N801
+            _type_ = "i"
+
+        class Function(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL
+            _restype_ = c_int
+
+        class Libc(object):
+            _handle = _ctypes.dlopen(None, 0)
+
+        prctl = Function(("prctl", Libc()))
+        return lambda option, arg: prctl(option, c_ulong(arg), 0, 0, 0)
+    except Exception:
+        import ctypes
+
+        prctl = ctypes.CDLL(None).prctl
+        return lambda option, arg: prctl(option, ctypes.c_ulong(arg), 0, 0, 0)
 
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 
+# cold: the cleanup at the end
 def _proc_table():
     """{pid: (ppid, pgrp)} from /proc, or None where there is no /proc."""
     try:
@@ -1593,7 +1748,7 @@ def _kill_descendants():
     orphans and setsid() escapees below it). Stopping first keeps a process from
     forking a replacement while its parent is being killed. False where there is no
     /proc to read."""
-    import signal
+    signal = _signal_module()
 
     me = os.getpid()
     stopped = {}
@@ -1635,13 +1790,14 @@ def _cleanup():
     our process group when we lead it (a popen master, the socket server and sshd make
     us do so; a wrapper script that runs us does not, and its group is not ours)."""
     try:
-        import signal
+        signal = _signal_module()
 
         _kill_descendants()
         if hasattr(os, "getpgrp") and os.getpgrp() == os.getpid() and _group_has_others():
             os.killpg(os.getpgrp(), signal.SIGKILL)
     except Exception:
         pass
+# end cold
 
 
 _EXIT_CODES = {"terminate": 0, "eof": 0, "fatal": 1}
@@ -1666,13 +1822,14 @@ def _hard_exit(code):
 WATCHDOG_GRACE = 1.0
 
 
+# cold: the watchdog, compiled in its own process
 def _watchdog(agent, infd):
     """The body of a small forked process that takes the agent's process group down when
     the agent cannot: the agent died (the kernel sends SIGUSR1), or the master is gone
     (the agent's input hangs up) and the agent did not end within the grace period, as
     when its code holds the interpreter in C."""
     import select
-    import signal
+    signal = _signal_module()
     import time
 
     try:
@@ -1708,6 +1865,7 @@ def _watchdog(agent, infd):
         fire(0, None)
     finally:
         os._exit(0)
+# end cold
 
 
 def _arm_parent_death(infd):
@@ -1718,8 +1876,7 @@ def _arm_parent_death(infd):
     no Python handler can run: a forked watchdog then kills the process group."""
     if not LINUX or JYTHON:
         return
-    import signal
-
+    signal = _signal_module()
     parent = os.getppid()
 
     def hangup(signum, frame):
@@ -1858,13 +2015,17 @@ def _main(namespace):
     else:
         infd = os.dup(0)
         outfd = os.dup(1)
-        try:
-            import fcntl
+        # Kept from the user's child processes. Python 3.4 and later make every new
+        # descriptor so (PEP 446); older ones are told.
+        if sys.version_info < (3, 4):
+            try:
+                import fcntl
 
-            for fd in (infd, outfd):
-                fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.fcntl(fd, fcntl.F_GETFD) | fcntl.FD_CLOEXEC)
-        except Exception:
-            pass
+                for fd in (infd, outfd):
+                    flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+                    fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
+            except Exception:
+                pass
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
@@ -1885,7 +2046,7 @@ def _main(namespace):
         return
     except BaseException:
         try:
-            gateway._end("fatal", "internal error, stopping:\n" + traceback.format_exc())
+            gateway._end("fatal", "internal error, stopping:\n" + _format_exc())
         except _SessionEnd:
             return
 
