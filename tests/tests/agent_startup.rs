@@ -129,3 +129,42 @@ fn cold_parts_work_and_tracebacks_name_the_lines_of_the_file() {
         group.terminate(Duration::from_secs(5));
     }
 }
+
+/// What each request costs: a source sent again is not compiled again, and an execution
+/// runs on a bare thread, as under the reference (starting a `threading.Thread` waits
+/// for the thread to run, which every request would wait for).
+#[test]
+fn repeated_sources_are_compiled_once_and_run_on_bare_threads() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    let group = Group::new();
+    let gw = group
+        .makegateway(&format!("popen//python={}", py.path.display()))
+        .expect("gateway starts");
+    let source = "import sys, threading\n\
+                  code = sys._getframe().f_code\n\
+                  first = getattr(sys, '_bench_code', None)\n\
+                  sys._bench_code = code\n\
+                  channel.send((first is code, isinstance(threading.current_thread(), threading._DummyThread)))\n";
+    let (_, bare) = gw
+        .remote_exec(source)
+        .unwrap()
+        .receive::<(bool, bool)>()
+        .unwrap();
+    assert!(bare, "the execution ran on a threading.Thread");
+    let (same, _) = gw
+        .remote_exec(source)
+        .unwrap()
+        .receive::<(bool, bool)>()
+        .unwrap();
+    assert!(same, "the same source was compiled again");
+    // Another source, or the same under another file name, is compiled anew.
+    let (same, _) = gw
+        .remote_exec(&format!("{source}\n"))
+        .unwrap()
+        .receive::<(bool, bool)>()
+        .unwrap();
+    assert!(!same);
+    group.terminate(Duration::from_secs(5));
+}

@@ -589,10 +589,12 @@ def get_execmodel(backend):
 
 
 try:
-    from threading import get_ident as _get_ident
+    from _thread import get_ident as _get_ident
+    from _thread import start_new_thread as _start_thread
 except ImportError:
     # Python 2 (tried second: a failed import searches the whole path).
     from thread import get_ident as _get_ident
+    from thread import start_new_thread as _start_thread
 
 
 # ------------------------------------------------------------------ channels
@@ -1023,9 +1025,9 @@ class _Pool(object):
                 return
         finally:
             self.lock.release()
-        t = threading.Thread(target=self._loop, args=(task,))
-        t.daemon = True
-        t.start()
+        # A bare thread, as the reference starts its own: threading.Thread.start waits
+        # until the new thread runs, which the reader would wait for at every request.
+        _start_thread(self._loop, (task,))
 
     def _loop(self, task):
         slot = [threading.Event(), None]
@@ -1153,6 +1155,24 @@ def _dedent(source):
         n = len(margin)
         lines = [line[n:] for line in lines]
     return "\n".join(lines)
+
+
+# Code objects of recent sources: many requests send the same source again.
+_CODE = {}
+_CODE_MAX = 64
+_CODE_MAX_SOURCE = 65536
+
+
+def _compiled(source, filename):
+    key = (source, filename)
+    code = _CODE.get(key)
+    if code is None:
+        code = compile(_dedent(source) + "\n", filename or "<remote exec>", "exec")
+        if len(source) <= _CODE_MAX_SOURCE:
+            if len(_CODE) >= _CODE_MAX:
+                _CODE.clear()
+            _CODE[key] = code
+    return code
 
 
 class Gateway(object):
@@ -1605,7 +1625,7 @@ class Gateway(object):
                 namespace = {"channel": channel, "__name__": "__channelexec__"}
                 channel._executing = True
                 try:
-                    code = compile(_dedent(source) + "\n", filename or "<remote exec>", "exec")
+                    code = _compiled(source, filename)
                     exec(code, namespace)
                     if call_name:
                         func = namespace[call_name]
