@@ -507,6 +507,45 @@ def loads_internal(data, config=(True, False), gateway=None):
         raise LoadError("malformed value: %s" % (sys.exc_info()[1],))
 
 
+class _String(object):
+    """A payload that is one string, taken from the input without its opcode, length and
+    STOP, so that its bytes are copied once on their way from the input to the value."""
+
+    __slots__ = ("op", "data")
+
+    def __init__(self, op, data):
+        self.op = op
+        self.data = data
+
+    def encoded(self):
+        return self.op + _pack("!i", len(self.data)) + self.data + OP_STOP
+
+
+_STRING_OPS = (OP_BYTES, OP_PY3STRING, OP_PY2STRING, OP_UNICODE)
+
+
+def _load(payload, config, gateway):
+    """`loads_internal` for a received payload, which may be a _String."""
+    if payload.__class__ is _String:
+        op = payload.op
+        raw = payload.data
+        try:
+            # As loads_internal loads a string.
+            if op == OP_PY3STRING:
+                if config[1]:
+                    return raw
+                return raw.decode("utf-8")
+            if op == OP_UNICODE:
+                return raw.decode("utf-8")
+            if op == OP_PY2STRING and PY3 and config[0]:
+                return raw.decode("latin-1")
+            return raw
+        except Exception:
+            # loads_internal words the error.
+            payload = payload.encoded()
+    return loads_internal(payload, config, gateway)
+
+
 # ----------------------------------------------------------------- execmodel
 
 
@@ -882,9 +921,14 @@ def _write_all_parts(writev, fd, parts):
                 done = 0
 
 
+# Slices a chunk for joining without copying it where bytes.join takes memoryviews.
+_view = PY3 and memoryview or (lambda b: b)
+
+
 class _Reader(object):
-    """Buffered input: chunks are kept as a list and joined once when a frame needs
-    them, so that a large payload is copied once, not once per chunk."""
+    """Buffered input: the chunk being read from (`buf`, from `pos`) and those received
+    after it (`more`). A frame that spans chunks is gathered with one join of exactly its
+    bytes, so that a large payload is copied once."""
 
     def __init__(self, read_chunk, fileno, exact=False):
         self.read_chunk = read_chunk
@@ -892,28 +936,49 @@ class _Reader(object):
         self.exact = exact
         self.buf = _b("")
         self.pos = 0
-        self.more = []
+        self.more = deque()
         self.more_len = 0
 
     def available(self):
         return len(self.buf) - self.pos + self.more_len
 
     def take(self, n):
-        if len(self.buf) - self.pos < n:
-            if self.pos >= len(self.buf) and len(self.more) == 1:
-                self.buf = self.more[0]
-            else:
-                self.buf = EMPTY.join([self.buf[self.pos :]] + self.more)
-            self.pos = 0
-            self.more = []
-            self.more_len = 0
+        buf = self.buf
         pos = self.pos
-        if pos == 0 and n == len(self.buf):
-            data = self.buf
-            self.buf = _b("")
-            return data
-        self.pos = pos + n
-        return self.buf[pos : pos + n]
+        end = pos + n
+        if end <= len(buf):
+            if pos == 0 and end == len(buf):
+                self.buf = EMPTY
+                self.pos = 0
+                return buf
+            self.pos = end
+            return buf[pos:end]
+        parts = [_view(buf)[pos:]]
+        need = end - len(buf)
+        more = self.more
+        while need:
+            chunk = more.popleft()
+            self.more_len -= len(chunk)
+            if len(chunk) <= need:
+                parts.append(chunk)
+                need -= len(chunk)
+            else:
+                parts.append(_view(chunk)[:need])
+                self.buf = chunk
+                self.pos = need
+                return EMPTY.join(parts)
+        self.buf = EMPTY
+        self.pos = 0
+        return EMPTY.join(parts)
+
+    def peek(self, n):
+        """Up to `n` bytes from the front, left in place."""
+        head = self.buf[self.pos : self.pos + n]
+        for chunk in self.more:
+            if len(head) >= n:
+                break
+            head = head + chunk[: n - len(head)]
+        return head
 
     def fill(self, want, timeout):
         """Reads one chunk (up to what is wanted, at least 64 KiB). False when nothing
@@ -1473,9 +1538,20 @@ class Gateway(object):
                     return
                 header = self._parse_header(reader.take(9))
                 self._header = header
-            if reader.available() < header[2]:
+            n = header[2]
+            if reader.available() < n:
                 return
-            payload = header[2] and reader.take(header[2]) or _b("")
+            payload = None
+            if n >= BIG_PART and header[0] == CHANNEL_DATA:
+                # One large string, the usual bulk: its bytes become the value as taken.
+                head = reader.peek(5)
+                if head[:1] in _STRING_OPS and _unpack("!i", head[1:5])[0] == n - 6:
+                    reader.take(5)
+                    data = reader.take(n - 6)
+                    last = reader.take(1)
+                    payload = last == OP_STOP and _String(head[:1], data) or head + data + last
+            if payload is None:
+                payload = n and reader.take(n) or EMPTY
             self._header = None
             self._dispatch_lock.acquire()
             try:
@@ -1516,7 +1592,7 @@ class Gateway(object):
                 # reference does, the data goes nowhere.
                 return
             try:
-                item = loads_internal(payload, ch._strconfig, self)
+                item = _load(payload, ch._strconfig, self)
             except Exception:
                 ch._close("LoadError: " + _format_exc())
                 return
@@ -1595,7 +1671,7 @@ class Gateway(object):
         ch = self._channels.get(id)
         config = ch is not None and ch._strconfig or self._strconfig
         try:
-            item = loads_internal(payload, config, self)
+            item = _load(payload, config, self)
             cb[0](item)
         except Exception:
             self._callback_failed(id)
