@@ -981,17 +981,24 @@ class _Reader(object):
         return head
 
     def fill(self, want, timeout):
-        """Reads one chunk (up to what is wanted, at least 64 KiB). False when nothing
+        """Reads one chunk (up to what is wanted, at least 64 KiB), or, for a large
+        frame, chunks until it is all in: its bytes are on their way, and each pass
+        through the caller's loop would cost more than the read. False when nothing
         came within `timeout` (None: wait); EOFError at the end of input."""
         if timeout is not None and self.fileno is not None:
             if not _readable(self.fileno, timeout):
                 return False
-        chunk = self.read_chunk(self.exact and want or max(65536, want))
-        if not chunk:
-            raise EOFError()
-        self.more.append(chunk)
-        self.more_len += len(chunk)
-        return True
+        large = want >= BIG_PART
+        while 1:
+            # At most 1 MiB a read: os.read allocates what it is asked for.
+            chunk = self.read_chunk(self.exact and want or min(max(65536, want), 1 << 20))
+            if not chunk:
+                raise EOFError()
+            self.more.append(chunk)
+            self.more_len += len(chunk)
+            want -= len(chunk)
+            if want <= 0 or not large:
+                return True
 
 
 def _readable(fd, timeout):
