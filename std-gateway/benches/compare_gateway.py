@@ -16,7 +16,8 @@ each side's median over the rounds and the median and range of the per-round rat
 Floors, measured in each round next to what they bound: a C ping-pong over a pipe pair
 (two C processes), a Python echo over pipes driven by the same C program (one thread
 that reads and writes; and two threads, a reader handing each message to a writer), the
-pipe's bandwidth (1 MiB writes and reads between two C processes), and the bare
+pipe's bandwidth (1 MiB writes and reads between two C processes, over a pipe of the
+size the gateway gives its pipes and over one of the default size), and the bare
 interpreter's start (`PYTHON -u -c pass`).
 
 `--ab BINARY` compares against another build of `gateway_bench` (from another revision,
@@ -51,6 +52,8 @@ ROWS = [
     ("rtt", "rtt 5000", "us", "us", False, "round trip, small int (mean of 5000)"),
     ("rtt_cpu", None, "cpu_us", "us", False, "master's CPU per round trip"),
     ("rtt_worker_cpu", None, "worker_cpu_us", "us", False, "worker's CPU per round trip"),
+    ("rtt_slow", "rtt_slow 300", "us", "us", False, "round trip, the worker answering after 1 ms (mean of 300)"),
+    ("rtt_slow_cpu", None, "cpu_us", "us", False, "master's CPU per such round trip"),
     ("small_up", "small_up 20000", "per_s", "msg/s", True, "small messages, master to worker"),
     ("small_down", "small_down 20000", "per_s", "msg/s", True, "small messages, worker to master"),
     ("bulk_up", "bulk_up 128", "mib_s", "MiB/s", True, "bulk up, 1 MiB bytes values"),
@@ -69,7 +72,7 @@ ROWS = [
     ("rust_bulk_down", "rust_bulk_down 256", "mib_s", "MiB/s", True, "Rust worker: bulk down, 1 MiB values"),
 ]
 # Rows whose figures come with another row's command (same command, another field).
-SHARED = {"rtt_cpu": "rtt", "rtt_worker_cpu": "rtt", "bulk_up_cpu": "bulk_up",
+SHARED = {"rtt_cpu": "rtt", "rtt_worker_cpu": "rtt", "rtt_slow_cpu": "rtt_slow", "bulk_up_cpu": "bulk_up",
           "bulk_down_cpu": "bulk_down", "rust_rtt_cpu": "rust_rtt"}
 
 ECHO_1 = "import os\nwhile 1:\n    d = os.read(0, 65536)\n    if not d:\n        break\n    os.write(1, d)\n"
@@ -143,7 +146,8 @@ def floors_round(floors, python):
         "c_pingpong_us": run([floors, "pingpong", "20000", str(FRAME)]),
         "py_echo1_us": run([floors, "drive", "5000", str(FRAME), python, "-c", ECHO_1]),
         "py_echo2_us": run([floors, "drive", "5000", str(FRAME), python, "-c", ECHO_2]),
-        "pipe_mib_s": run([floors, "bandwidth", "1024"]),
+        "pipe_mib_s": run([floors, "bandwidth", "1024", str(1 << 20)]),
+        "pipe64k_mib_s": run([floors, "bandwidth", "1024"]),
     }
 
 
@@ -152,7 +156,8 @@ FLOORS = [
     ("c_pingpong_us", "us", "C ping-pong over a pipe pair, 15 bytes (mean of 20000)"),
     ("py_echo1_us", "us", "Python echo over pipes, one thread (mean of 5000)"),
     ("py_echo2_us", "us", "Python echo over pipes, reader and writer threads (mean of 5000)"),
-    ("pipe_mib_s", "MiB/s", "pipe bandwidth, 1 MiB writes and reads, C"),
+    ("pipe_mib_s", "MiB/s", "pipe bandwidth, 1 MiB writes and reads, C, 1 MiB pipe (as the gateway's)"),
+    ("pipe64k_mib_s", "MiB/s", "the same over a pipe of the kernel's default size (64 KiB)"),
 ]
 
 

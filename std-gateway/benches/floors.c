@@ -5,12 +5,15 @@
  *                                   times; prints the mean round trip in microseconds
  *   floors drive N SIZE CMD ARG...  as pingpong, with CMD (started on the pipes as its
  *                                   stdin and stdout) as the echoing side
- *   floors bandwidth MIB            one process writes MIB MiB in 1 MiB writes, the
- *                                   other reads in 1 MiB reads; prints MiB/s
+ *   floors bandwidth MIB [PIPE]     one process writes MIB MiB in 1 MiB writes, the
+ *                                   other reads in 1 MiB reads, over a pipe of PIPE
+ *                                   bytes (F_SETPIPE_SZ; the kernel's default when
+ *                                   absent); prints MiB/s
  *
  * Output: one number on stdout. Errors: a line on stderr and status 1. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,8 +125,9 @@ int main(int argc, char **argv) {
         printf("%.3f\n", us);
         return 0;
     }
-    if (argc == 3 && !strcmp(argv[1], "bandwidth")) {
+    if ((argc == 3 || argc == 4) && !strcmp(argv[1], "bandwidth")) {
         long mib = atol(argv[2]);
+        int pipe_size = argc == 4 ? atoi(argv[3]) : 0;
         if (mib <= 0) {
             fprintf(stderr, "floors: expected a positive number of MiB\n");
             return 1;
@@ -131,6 +135,7 @@ int main(int argc, char **argv) {
         size_t chunk = 1 << 20;
         int data[2], ack[2];
         if (pipe(data) || pipe(ack)) die("pipe");
+        if (pipe_size > 0 && fcntl(data[1], F_SETPIPE_SZ, pipe_size) < pipe_size) die("F_SETPIPE_SZ");
         pid_t pid = fork();
         if (pid < 0) die("fork");
         if (pid == 0) {
@@ -165,6 +170,6 @@ int main(int argc, char **argv) {
         printf("%.1f\n", mib / t);
         return 0;
     }
-    fprintf(stderr, "usage: floors pingpong N SIZE | floors drive N SIZE CMD ARG... | floors bandwidth MIB\n");
+    fprintf(stderr, "usage: floors pingpong N SIZE | floors drive N SIZE CMD ARG... | floors bandwidth MIB [PIPE]\n");
     return 1;
 }

@@ -15,6 +15,7 @@ import execnet
 
 MIB = 1 << 20
 ECHO = "for x in channel:\n    channel.send(x)\n"
+SLOW_ECHO = "import time\nfor x in channel:\n    time.sleep(0.001)\n    channel.send(x)\n"
 COUNT = "n = 0\nfor x in channel:\n    if x is None:\n        break\n    n += 1\nchannel.send(n)\n"
 SINK = "total = 0\nfor x in channel:\n    if x is None:\n        break\n    total += len(x)\nchannel.send(total)\n"
 SOURCE = "block = b'\\x07' * (1 << 20)\nfor _ in range(channel.receive()):\n    channel.send(block)\n"
@@ -100,6 +101,11 @@ class Bench:
             c = proc_cpu(self.pid)
             us, cpu = round_trips(self.echo, n)
             return {"us": us, "cpu_us": cpu, "worker_cpu_us": (proc_cpu(self.pid) - c) * 1e6 / n}
+        if cmd == "rtt_slow":
+            ch = self.gw.remote_exec(SLOW_ECHO)
+            us, cpu = round_trips(ch, n)
+            ch.close()
+            return {"us": us, "cpu_us": cpu}
         if cmd == "rust_rtt":
             us, cpu = round_trips(self.echo, n)
             return {"us": us, "cpu_us": cpu}

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `startup K` | K fresh gateways, spec to first reply (ms each) |
 //! | `rtt N` | N round trips of a small int on one channel (mean, and CPU per round trip of this process and of the worker) |
+//! | `rtt_slow N` | the same with a worker that takes 1 ms to answer |
 //! | `small_up N`, `small_down N` | N small tuples one way, then one reply (messages per second) |
 //! | `bulk_up K`, `bulk_down K` | K `bytes` values of 1 MiB one way (MiB/s, worker CPU per MiB) |
 //! | `value SIZE K` | K round trips of a `bytes` value of SIZE bytes (MiB/s each way) |
@@ -76,6 +77,10 @@ struct Bench {
 }
 
 const ECHO: &str = "for x in channel:\n    channel.send(x)\n";
+/// An echo that takes a millisecond to answer: what polling for a reply costs when it
+/// does not come soon.
+const SLOW_ECHO: &str =
+    "import time\nfor x in channel:\n    time.sleep(0.001)\n    channel.send(x)\n";
 const COUNT: &str =
     "n = 0\nfor x in channel:\n    if x is None:\n        break\n    n += 1\nchannel.send(n)\n";
 const SINK: &str = "total = 0\nfor x in channel:\n    if x is None:\n        break\n    total += len(x)\nchannel.send(total)\n";
@@ -124,6 +129,12 @@ impl Bench {
                 let (us, cpu) = round_trips(&self.echo, n)?;
                 let worker = (proc_cpu(self.pid) - c) * 1e6 / n as f64;
                 format!("{{\"us\": {us:.3}, \"cpu_us\": {cpu:.3}, \"worker_cpu_us\": {worker:.3}}}")
+            }
+            "rtt_slow" => {
+                let ch = self.gw.remote_exec(SLOW_ECHO)?;
+                let (us, cpu) = round_trips(&ch, n)?;
+                ch.close()?;
+                format!("{{\"us\": {us:.3}, \"cpu_us\": {cpu:.3}}}")
             }
             "rust_rtt" => {
                 let (us, cpu) = round_trips(&self.mirror, n)?;

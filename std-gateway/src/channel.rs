@@ -6,7 +6,7 @@
 use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -188,10 +188,17 @@ pub(crate) struct ChanState {
     budget: Arc<Budget>,
     /// A [`Channel`] handle was made for it.
     claimed: AtomicBool,
+    /// How long a receiver polls for a value before it sleeps, in microseconds (see
+    /// [`ChanState::waited`]).
+    spin_us: AtomicU32,
 }
 
-/// How long a receiver polls before it sleeps.
-const SPIN: Duration = Duration::from_micros(50);
+/// The longest a receiver polls for its value before it sleeps on the condition
+/// variable.
+const SPIN_MAX: u32 = 50;
+/// A wait at most this long could have been saved by polling (or was): polling goes on,
+/// or starts again. A longer one shortens it, to none after three in a row.
+const SHORT_WAIT: Duration = Duration::from_micros(4 * SPIN_MAX as u64);
 
 impl ChanState {
     pub(crate) fn new(budget: Arc<Budget>) -> Arc<ChanState> {
@@ -208,7 +215,21 @@ impl ChanState {
             ready: AtomicBool::new(false),
             budget,
             claimed: AtomicBool::new(false),
+            spin_us: AtomicU32::new(SPIN_MAX),
         })
+    }
+
+    /// Learns from one wait for a value how long the next polls: on as long as values
+    /// come soon (polling saves the sleep and the wake-up), shorter after each that
+    /// comes late, to none when replies take long (polling would only burn the
+    /// processor), and on again as soon as one comes soon.
+    fn waited(&self, waited: Duration) {
+        let us = if waited <= SHORT_WAIT {
+            SPIN_MAX
+        } else {
+            self.spin_us.load(Ordering::Relaxed) / 4
+        };
+        self.spin_us.store(us, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -484,10 +505,14 @@ impl Channel {
     fn receive_raw(&self, timeout: Option<Duration>) -> Result<(Payload, StrConfig)> {
         let st = &self.h.st;
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut spun = false;
+        // When this call started to wait, once the queue was found empty.
+        let mut waiting: Option<Instant> = None;
         let mut q = st.lock();
         loop {
             if let Some(item) = st.pop(&mut q) {
+                if let Some(since) = waiting {
+                    st.waited(since.elapsed());
+                }
                 return Ok(item);
             }
             if let Some(end) = &q.end {
@@ -496,20 +521,24 @@ impl Channel {
             if q.has_callback {
                 return Err(Error::HasCallback);
             }
-            if !spun {
-                // A reply often arrives within microseconds: polling briefly before
-                // sleeping saves the wake-up latency of the condition variable.
-                spun = true;
-                drop(q);
-                let start = Instant::now();
-                while start.elapsed() < SPIN {
-                    std::thread::yield_now();
-                    if st.ready.load(Ordering::Acquire) {
-                        break;
+            if waiting.is_none() {
+                let since = Instant::now();
+                waiting = Some(since);
+                let spin = st.spin_us.load(Ordering::Relaxed);
+                if spin > 0 {
+                    // A reply often comes within microseconds: polling for it first
+                    // saves sleeping on the condition variable and being woken, which
+                    // costs more time and processor than the polling. Yielding, so that
+                    // on a busy machine the thread that delivers the value (the
+                    // gateway's reader) gets the processor.
+                    drop(q);
+                    let budget = Duration::from_micros(u64::from(spin));
+                    while since.elapsed() < budget && !st.ready.load(Ordering::Acquire) {
+                        std::thread::yield_now();
                     }
+                    q = st.lock();
+                    continue;
                 }
-                q = st.lock();
-                continue;
             }
             let _starving = st.budget.starving();
             q = st.wait(q, deadline, timeout)?;
@@ -827,5 +856,35 @@ impl Write for ChannelWriter {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_follows_how_soon_values_come() {
+        let st = ChanState::new(Arc::new(Budget::new(
+            1 << 20,
+            crate::budget::Overflow::Wait,
+        )));
+        let spin = || st.spin_us.load(Ordering::Relaxed);
+        assert_eq!(spin(), SPIN_MAX);
+        // Replies that take a millisecond: polling stops after three.
+        let slow = Duration::from_millis(1);
+        st.waited(slow);
+        st.waited(slow);
+        assert!(spin() > 0 && spin() < SPIN_MAX);
+        st.waited(slow);
+        assert_eq!(spin(), 0);
+        st.waited(slow);
+        assert_eq!(spin(), 0);
+        // One that comes soon (as a sleeping receiver measures it too) brings it back;
+        // one a little later than the polling lasts does not stop it.
+        st.waited(Duration::from_micros(30));
+        assert_eq!(spin(), SPIN_MAX);
+        st.waited(SHORT_WAIT);
+        assert_eq!(spin(), SPIN_MAX);
     }
 }
