@@ -176,6 +176,10 @@ struct Queue {
     callback: Option<Callback>,
     /// We closed it (or sent our last message): sending is an error.
     sent_close: bool,
+    /// Receivers asleep on the condition variable: a new value wakes them only when
+    /// there are any (a notification is a system call, and a polling receiver needs
+    /// none).
+    sleepers: usize,
 }
 
 /// A channel's receiving side: the values that wait, how it ended, its callback.
@@ -210,6 +214,7 @@ impl ChanState {
                 has_callback: false,
                 callback: None,
                 sent_close: false,
+                sleepers: 0,
             }),
             cv: Condvar::new(),
             ready: AtomicBool::new(false),
@@ -245,24 +250,29 @@ impl ChanState {
     /// `timeout`) has passed.
     fn wait<'g>(
         &self,
-        q: MutexGuard<'g, Queue>,
+        mut q: MutexGuard<'g, Queue>,
         deadline: Option<Instant>,
         timeout: Option<Duration>,
     ) -> Result<MutexGuard<'g, Queue>> {
-        match deadline {
-            None => Ok(self.cv.wait(q).unwrap_or_else(|e| e.into_inner())),
+        let mut q = match deadline {
+            None => {
+                q.sleepers += 1;
+                self.cv.wait(q).unwrap_or_else(|e| e.into_inner())
+            }
             Some(d) => {
                 let now = Instant::now();
                 if now >= d {
                     return Err(Error::Timeout(timeout.unwrap_or_default()));
                 }
-                Ok(self
-                    .cv
+                q.sleepers += 1;
+                self.cv
                     .wait_timeout(q, d - now)
                     .map(|(g, _)| g)
-                    .unwrap_or_else(|e| e.into_inner().0))
+                    .unwrap_or_else(|e| e.into_inner().0)
             }
-        }
+        };
+        q.sleepers -= 1;
+        Ok(q)
     }
 
     /// Called by the reader thread with a new value: queued, or handed to the callback
@@ -305,7 +315,9 @@ impl ChanState {
         q.bytes += payload.len();
         q.items.push_back((payload, config));
         self.ready.store(true, Ordering::Release);
-        self.cv.notify_all();
+        if q.sleepers > 0 {
+            self.cv.notify_all();
+        }
         Ok(())
     }
 
