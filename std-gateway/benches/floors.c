@@ -1,10 +1,17 @@
 /* Floors for the gateway benchmark (compare_gateway.py compiles this with cc into
  * target/ and runs it in every round): what pipes and processes cost with no protocol.
  *
- *   floors pingpong N SIZE          two C processes echo SIZE bytes over a pipe pair N
+ *   floors pingpong N SIZE [poll]   two C processes echo SIZE bytes over a pipe pair N
  *                                   times; prints the mean round trip in microseconds
  *   floors drive N SIZE CMD ARG...  as pingpong, with CMD (started on the pipes as its
- *                                   stdin and stdout) as the echoing side
+ *                                   stdin and stdout) as the echoing side; this side
+ *                                   polls for each answer
+ *
+ * With `poll`, and always for the driving side of `drive`, a reader does not sleep in
+ * read(2) but polls (non-blocking reads, yielding the processor between them), as our
+ * gateway's receivers do: on a virtual machine a sleeping process is woken tens of
+ * microseconds late when its processor went idle, and a floor must not be slower than
+ * what it bounds.
  *   floors bandwidth MIB [PIPE]     one process writes MIB MiB in 1 MiB writes, the
  *                                   other reads in 1 MiB reads, over a pipe of PIPE
  *                                   bytes (F_SETPIPE_SZ; the kernel's default when
@@ -20,6 +27,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sched.h>
 #include <unistd.h>
 
 static double now(void) {
@@ -45,13 +53,18 @@ static void write_all(int fd, const char *p, size_t n) {
     }
 }
 
-/* Reads exactly n bytes; 0 at a clean end of input before any byte. */
+/* Reads exactly n bytes; 0 at a clean end of input before any byte. On a non-blocking
+ * descriptor, polls. */
 static int read_all(int fd, char *p, size_t n) {
     size_t got = 0;
     while (got < n) {
         ssize_t k = read(fd, p + got, n - got);
         if (k < 0) {
             if (errno == EINTR) continue;
+            if (errno == EAGAIN) {
+                sched_yield();
+                continue;
+            }
             die("read");
         }
         if (k == 0) {
@@ -85,9 +98,13 @@ static double ping(int in, int out, long n, size_t size) {
     return t / n * 1e6;
 }
 
+static void nonblocking(int fd) {
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) die("fcntl");
+}
+
 /* Starts a child with `up` as its stdin and `down` as its stdout; in the child, runs
- * argv, or echoes when argv is NULL. */
-static pid_t start(int up[2], int down[2], char **argv, size_t size) {
+ * argv, or echoes (polling when `poll`) when argv is NULL. */
+static pid_t start(int up[2], int down[2], char **argv, size_t size, int poll) {
     if (pipe(up) || pipe(down)) die("pipe");
     pid_t pid = fork();
     if (pid < 0) die("fork");
@@ -100,6 +117,7 @@ static pid_t start(int up[2], int down[2], char **argv, size_t size) {
             die("exec");
         }
         char *buf = malloc(size);
+        if (poll) nonblocking(0);
         while (read_all(0, buf, size)) write_all(1, buf, size);
         _exit(0);
     }
@@ -117,8 +135,10 @@ int main(int argc, char **argv) {
             fprintf(stderr, "floors: expected N > 0, SIZE > 0 and, for drive, a command\n");
             return 1;
         }
+        int poll = drive || (argc == 5 && !strcmp(argv[4], "poll"));
         int up[2], down[2];
-        pid_t pid = start(up, down, drive ? argv + 4 : NULL, size);
+        pid_t pid = start(up, down, drive ? argv + 4 : NULL, size, poll);
+        if (poll) nonblocking(down[0]);
         double us = ping(down[0], up[1], n, size);
         close(up[1]);
         waitpid(pid, NULL, 0);
@@ -170,6 +190,6 @@ int main(int argc, char **argv) {
         printf("%.1f\n", mib / t);
         return 0;
     }
-    fprintf(stderr, "usage: floors pingpong N SIZE | floors drive N SIZE CMD ARG... | floors bandwidth MIB [PIPE]\n");
+    fprintf(stderr, "usage: floors pingpong N SIZE [poll] | floors drive N SIZE CMD ARG... | floors bandwidth MIB [PIPE]\n");
     return 1;
 }
