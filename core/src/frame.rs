@@ -201,9 +201,41 @@ enum State {
     #[cfg(feature = "alloc")]
     Direct {
         header: Header,
+        /// What has come of the payload, in an allocation of its full size; past
+        /// `filled`, zeroes that [`FrameReader::space`] handed out to be read into.
         payload: alloc::vec::Vec<u8>,
         filled: usize,
+        /// The bytes `payload` takes in all.
+        total: usize,
+        /// Set when the payload is one string received split (see
+        /// [`FrameReader::with_split_strings`]): `payload` holds the string's bytes and
+        /// the `STOP` after them, and this is the stand-in the frame shows, the same
+        /// opcode with an empty string.
+        split: Option<[u8; STAND_IN_LEN]>,
     },
+}
+
+/// A payload that is one string: opcode, 4-byte length, the bytes, `STOP`. The opcode
+/// and the length are what a split leaves out of the allocation.
+#[cfg(feature = "alloc")]
+const STRING_PREFIX: usize = 5;
+/// The stand-in of a split string: its opcode, length 0, `STOP`.
+#[cfg(feature = "alloc")]
+const STAND_IN_LEN: usize = STRING_PREFIX + 1;
+
+/// The stand-in for a payload of `len` bytes that starts with `prefix`, when the payload
+/// is one string: a string opcode whose length leaves room for exactly the `STOP`.
+#[cfg(feature = "alloc")]
+fn string_stand_in(prefix: &[u8; STRING_PREFIX], len: usize) -> Option<[u8; STAND_IN_LEN]> {
+    use crate::opcode as op;
+    let [code, l0, l1, l2, l3] = *prefix;
+    let is_string = matches!(
+        code,
+        op::BYTES | op::PY2STRING | op::PY3STRING | op::UNICODE
+    );
+    let announced = i32::from_be_bytes([l0, l1, l2, l3]);
+    let fits = usize::try_from(announced).is_ok_and(|n| n + STAND_IN_LEN == len);
+    (is_string && fits).then_some([code, 0, 0, 0, 0, op::STOP])
 }
 
 /// Gathers received bytes into frames: the framing half of the protocol driver.
@@ -235,6 +267,23 @@ pub struct FrameReader<B> {
     /// Payloads at least this long are received into their own allocation (0: never).
     #[cfg(feature = "alloc")]
     direct_min: usize,
+    /// Whether direct CHANNEL_DATA payloads that are one string are received split.
+    #[cfg(feature = "alloc")]
+    split_strings: bool,
+}
+
+/// A split string's whole payload again: opcode and length, then the bytes and `STOP`.
+#[cfg(feature = "alloc")]
+fn join_split(split: &Option<[u8; STAND_IN_LEN]>, rest: &[u8]) -> alloc::vec::Vec<u8> {
+    let mut whole = alloc::vec::Vec::with_capacity(rest.len() + STRING_PREFIX);
+    if let Some(stand_in) = split {
+        // The length counts the bytes before the STOP that `rest` ends with.
+        let n = u32::try_from(rest.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        whole.push(stand_in[0]);
+        whole.extend_from_slice(&n.to_be_bytes());
+    }
+    whole.extend_from_slice(rest);
+    whole
 }
 
 impl<B: InputBuf> FrameReader<B> {
@@ -248,6 +297,8 @@ impl<B: InputBuf> FrameReader<B> {
             handed_direct: false,
             #[cfg(feature = "alloc")]
             direct_min: 0,
+            #[cfg(feature = "alloc")]
+            split_strings: false,
         }
     }
 
@@ -257,6 +308,26 @@ impl<B: InputBuf> FrameReader<B> {
     #[cfg(feature = "alloc")]
     pub fn with_direct_payloads(mut self, min: usize) -> Self {
         self.direct_min = min;
+        self
+    }
+
+    /// With direct payloads (see [`with_direct_payloads`](Self::with_direct_payloads)):
+    /// a CHANNEL_DATA payload that is one string value (`bytes`, `str` of either
+    /// generation, `unicode`: opcode, length, the bytes, `STOP`) is received with the
+    /// string's bytes alone at the start of its allocation, so that
+    /// [`take_string`](Self::take_string) hands them over as they are, with neither a
+    /// copy nor a shift (feature `alloc`).
+    ///
+    /// Such a frame then shows a stand-in as its payload: the same opcode with an empty
+    /// string. It is the same kind of value and names the same channels (none), which is
+    /// all the protocol engine looks at; [`take_string`](Self::take_string) (or
+    /// [`take_payload`](Self::take_payload), which puts the whole payload back together)
+    /// gives the real one. The split is decided when the payload starts, from its first
+    /// five bytes: when they have not come yet, or the byte after the string is not
+    /// `STOP`, the payload is received whole as usual.
+    #[cfg(feature = "alloc")]
+    pub fn with_split_strings(mut self, on: bool) -> Self {
+        self.split_strings = on;
         self
     }
 
@@ -285,9 +356,47 @@ impl<B: InputBuf> FrameReader<B> {
         match &mut self.state {
             #[cfg(feature = "alloc")]
             State::Direct {
-                payload, filled, ..
-            } => payload.get_mut(*filled..).unwrap_or(&mut []),
+                payload,
+                filled,
+                total,
+                ..
+            } => {
+                // Zeroed only here, for a host that reads into a slice; see `fill_direct`.
+                payload.resize(*total, 0);
+                payload.get_mut(*filled..).unwrap_or(&mut [])
+            }
             _ => self.buf.space(want),
+        }
+    }
+
+    /// While a large payload is received into its own allocation (see
+    /// [`with_direct_payloads`](Self::with_direct_payloads)) and still lacks bytes: calls
+    /// `f` with the allocation, holding what has come so far, and the number of bytes
+    /// still to come, and counts as received whatever `f` appends (at most that many; any
+    /// beyond is dropped). This is how a std host reads without zeroing the memory first:
+    /// `read.take(n).read_to_end(vec)` reads into the spare capacity. Returns `f`'s
+    /// result, or `None` without calling it at any other time (then use
+    /// [`space`](Self::space)).
+    #[cfg(feature = "alloc")]
+    pub fn fill_direct<R>(
+        &mut self,
+        f: impl FnOnce(&mut alloc::vec::Vec<u8>, usize) -> R,
+    ) -> Option<R> {
+        self.release();
+        match &mut self.state {
+            State::Direct {
+                payload,
+                filled,
+                total,
+                ..
+            } if *filled < *total => {
+                payload.truncate(*filled);
+                let r = f(payload, *total - *filled);
+                payload.truncate(*total);
+                *filled = payload.len();
+                Some(r)
+            }
+            _ => None,
         }
     }
 
@@ -333,9 +442,7 @@ impl<B: InputBuf> FrameReader<B> {
     fn direct_complete(&self) -> bool {
         match &self.state {
             #[cfg(feature = "alloc")]
-            State::Direct {
-                payload, filled, ..
-            } => *filled == payload.len(),
+            State::Direct { filled, total, .. } => *filled == *total,
             _ => false,
         }
     }
@@ -363,11 +470,24 @@ impl<B: InputBuf> FrameReader<B> {
         }
         #[cfg(feature = "alloc")]
         if let State::Direct {
-            payload, filled, ..
-        } = &self.state
+            payload,
+            filled,
+            total,
+            split,
+            ..
+        } = &mut self.state
         {
-            if *filled < payload.len() {
+            if *filled < *total {
                 return Ok(None);
+            }
+            payload.truncate(*total);
+            if split.is_some() && payload.last() != Some(&crate::opcode::STOP) {
+                // Not one string after all: the payload goes back together.
+                let whole = join_split(split, payload);
+                *payload = whole;
+                *total = payload.len();
+                *filled = *total;
+                *split = None;
             }
             self.handed_direct = true;
             return Ok(self.direct_frame());
@@ -387,17 +507,32 @@ impl<B: InputBuf> FrameReader<B> {
         #[cfg(feature = "alloc")]
         if self.direct_min > 0 && len >= self.direct_min {
             self.buf.consume(HEADER_LEN);
-            let mut payload = alloc::vec![0u8; len];
-            let held = self.buf.data();
-            let n = held.len().min(len);
-            if let (Some(dst), Some(src)) = (payload.get_mut(..n), held.get(..n)) {
-                dst.copy_from_slice(src);
+            let split = match self.buf.data().first_chunk::<STRING_PREFIX>() {
+                Some(prefix) if self.split_strings && header.code == MsgCode::ChannelData => {
+                    string_stand_in(prefix, len)
+                }
+                _ => None,
+            };
+            if split.is_some() {
+                self.buf.consume(STRING_PREFIX);
             }
+            let total = if split.is_some() {
+                len - STRING_PREFIX
+            } else {
+                len
+            };
+            // Not zeroed: the bytes are appended as they come (see `fill_direct`).
+            let mut payload = alloc::vec::Vec::with_capacity(total);
+            let held = self.buf.data();
+            let n = held.len().min(total);
+            payload.extend_from_slice(held.get(..n).unwrap_or(&[]));
             self.buf.consume(n);
             self.state = State::Direct {
                 header,
                 payload,
                 filled: n,
+                total,
+                split,
             };
             return self.next_frame();
         }
@@ -418,11 +553,17 @@ impl<B: InputBuf> FrameReader<B> {
     fn direct_frame(&self) -> Option<Incoming<'_>> {
         match &self.state {
             State::Direct {
-                header, payload, ..
+                header,
+                payload,
+                split,
+                ..
             } => Some(Incoming::Frame(Frame {
                 code: header.code,
                 channel: header.channel,
-                payload,
+                payload: match split {
+                    Some(stand_in) => stand_in,
+                    None => payload,
+                },
             })),
             _ => None,
         }
@@ -438,7 +579,14 @@ impl<B: InputBuf> FrameReader<B> {
     #[cfg(feature = "alloc")]
     pub fn take_payload(&mut self) -> alloc::vec::Vec<u8> {
         if self.handed_direct {
-            if let State::Direct { payload, .. } = &mut self.state {
+            if let State::Direct { payload, split, .. } = &mut self.state {
+                if split.is_some() {
+                    // One copy: the caller asked for the whole payload of a split string.
+                    let whole = join_split(split, payload);
+                    *split = None;
+                    *payload = alloc::vec::Vec::new();
+                    return whole;
+                }
                 return core::mem::take(payload);
             }
         }
@@ -449,12 +597,56 @@ impl<B: InputBuf> FrameReader<B> {
             .unwrap_or_default()
     }
 
-    /// The payload of the frame handed out last (empty when none is held).
+    /// The string of the frame handed out last, when it was received split (see
+    /// [`with_split_strings`](Self::with_split_strings)): its opcode and its bytes, in
+    /// the allocation they were received into (feature `alloc`). `None`, leaving the
+    /// payload where it is, for any other frame.
+    #[cfg(feature = "alloc")]
+    pub fn take_string(&mut self) -> Option<(u8, alloc::vec::Vec<u8>)> {
+        if !self.handed_direct {
+            return None;
+        }
+        match &mut self.state {
+            State::Direct {
+                payload,
+                split: split @ Some(_),
+                ..
+            } => {
+                let code = split.take().map_or(0, |s| s[0]);
+                let mut bytes = core::mem::take(payload);
+                // The STOP: checked when the payload was complete.
+                bytes.pop();
+                Some((code, bytes))
+            }
+            _ => None,
+        }
+    }
+
+    /// The opcode and length of the string of the frame handed out last, when it was
+    /// received split (its payload then shows a stand-in; see
+    /// [`with_split_strings`](Self::with_split_strings)).
+    #[cfg(feature = "alloc")]
+    pub fn split_string(&self) -> Option<(u8, usize)> {
+        match &self.state {
+            State::Direct {
+                split: Some(s),
+                total,
+                ..
+            } if self.handed_direct => Some((s[0], total - 1)),
+            _ => None,
+        }
+    }
+
+    /// The payload of the frame handed out last (empty when none is held; a stand-in
+    /// for a string received split, see [`with_split_strings`](Self::with_split_strings)).
     pub fn payload(&self) -> &[u8] {
         #[cfg(feature = "alloc")]
         if self.handed_direct {
-            if let State::Direct { payload, .. } = &self.state {
-                return payload;
+            if let State::Direct { payload, split, .. } = &self.state {
+                return match split {
+                    Some(stand_in) => stand_in,
+                    None => payload,
+                };
             }
         }
         if self.pending >= HEADER_LEN {
@@ -469,9 +661,7 @@ impl<B: InputBuf> FrameReader<B> {
         match &self.state {
             State::Skip(left) => *left as usize,
             #[cfg(feature = "alloc")]
-            State::Direct {
-                payload, filled, ..
-            } => payload.len() - filled,
+            State::Direct { filled, total, .. } => total - filled,
             State::Idle => {
                 let held = self.buf.data().get(self.pending..).unwrap_or(&[]);
                 match parse_frame(held, self.max_message) {
@@ -601,5 +791,157 @@ mod tests {
             }
         }
         assert_eq!(got, [big, b"small".to_vec()]);
+    }
+
+    fn string_payload(code: u8, data: &[u8]) -> alloc::vec::Vec<u8> {
+        let mut p = alloc::vec![code];
+        p.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        p.extend_from_slice(data);
+        p.push(crate::opcode::STOP);
+        p
+    }
+
+    /// A frame as read: channel, payload (whole, or the stand-in when split), the split
+    /// string's opcode and bytes.
+    type Read = (i32, alloc::vec::Vec<u8>, Option<(u8, alloc::vec::Vec<u8>)>);
+
+    /// Feeds `input` in pieces of `step` bytes through `fill_direct` where it applies and
+    /// `space` otherwise; collects (channel, payload, string taken split) per frame.
+    fn read_split(input: &[u8], step: usize, take_strings: bool) -> alloc::vec::Vec<Read> {
+        let mut r = FrameReader::new(GrowBuf::new(), 1 << 20)
+            .with_direct_payloads(1000)
+            .with_split_strings(true);
+        let mut rest = input;
+        let mut got = alloc::vec::Vec::new();
+        loop {
+            let n = match r.fill_direct(|v, need| {
+                let n = need.min(step).min(rest.len());
+                v.extend_from_slice(&rest[..n]);
+                n
+            }) {
+                Some(n) => n,
+                None => {
+                    let space = r.space(step);
+                    let n = space.len().min(rest.len()).min(step);
+                    space[..n].copy_from_slice(&rest[..n]);
+                    r.commit(n);
+                    n
+                }
+            };
+            rest = &rest[n..];
+            while let Some(Incoming::Frame(f)) = r.next_frame().unwrap() {
+                let (channel, shown) = (f.channel, f.payload.to_vec());
+                let split = r.split_string();
+                if take_strings {
+                    if let Some((code, bytes)) = r.take_string() {
+                        assert_eq!(split, Some((code, bytes.len())));
+                        got.push((channel, shown, Some((code, bytes))));
+                        continue;
+                    }
+                }
+                got.push((channel, r.take_payload(), None));
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn one_large_string_is_received_with_its_bytes_alone() {
+        use crate::opcode as op;
+        let data: alloc::vec::Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        let mut input = alloc::vec::Vec::new();
+        for code in [op::BYTES, op::PY3STRING, op::PY2STRING, op::UNICODE] {
+            let mut text = data.clone();
+            text.iter_mut().for_each(|b| *b &= 0x7f);
+            input.extend(frame_bytes(
+                MsgCode::ChannelData,
+                1,
+                &string_payload(code, &text),
+            ));
+        }
+        for step in [7, 700, 64 * 1024] {
+            let got = read_split(&input, step, true);
+            assert_eq!(got.len(), 4);
+            for ((channel, shown, split), code) in
+                got.into_iter()
+                    .zip([op::BYTES, op::PY3STRING, op::PY2STRING, op::UNICODE])
+            {
+                assert_eq!(channel, 1);
+                // The frame shows an empty string of the same kind.
+                assert_eq!(shown, string_payload(code, b""));
+                let (c, bytes) = split.expect("split");
+                assert_eq!(c, code);
+                assert_eq!(bytes.len(), 5000);
+                assert!(bytes.iter().zip(&data).all(|(a, b)| *a == b & 0x7f));
+                // Its own allocation: nothing before the bytes, the STOP's byte after.
+                assert_eq!(bytes.capacity(), 5001);
+            }
+            // Asked for whole, the same frames give their payloads back as they came.
+            let whole = read_split(&input, step, false);
+            let mut rest = &input[..];
+            for (_, payload, _) in whole {
+                assert_eq!(&rest[9..9 + payload.len()], &payload[..]);
+                rest = &rest[9 + payload.len()..];
+            }
+            assert!(rest.is_empty());
+        }
+    }
+
+    #[test]
+    fn payloads_that_are_not_one_string_are_not_split() {
+        use crate::opcode as op;
+        let data = alloc::vec![b'x'; 3000];
+        // A string followed by another opcode, not STOP: the length still fits the frame.
+        let mut not_stop = string_payload(op::BYTES, &data);
+        *not_stop.last_mut().unwrap() = op::NONE;
+        // A string whose length leaves bytes over, a list, and a string on CHANNEL_CLOSE_ERROR.
+        let mut short = string_payload(op::BYTES, &data);
+        short[4] -= 1;
+        let list = [&[op::NEWLIST, 0, 0, 0, 0][..], &data, &[op::STOP]].concat();
+        let mut input = frame_bytes(MsgCode::ChannelData, 1, &not_stop);
+        input.extend(frame_bytes(MsgCode::ChannelData, 1, &short));
+        input.extend(frame_bytes(MsgCode::ChannelData, 1, &list));
+        input.extend(frame_bytes(
+            MsgCode::ChannelCloseError,
+            1,
+            &string_payload(op::PY3STRING, &data),
+        ));
+        for step in [3, 1000, 100_000] {
+            let got = read_split(&input, step, true);
+            let want = [
+                &not_stop,
+                &short,
+                &list,
+                &string_payload(op::PY3STRING, &data),
+            ];
+            assert_eq!(got.len(), want.len());
+            for ((_, payload, split), want) in got.iter().zip(want) {
+                assert!(split.is_none());
+                assert_eq!(payload, want);
+            }
+        }
+    }
+
+    #[test]
+    fn a_string_whose_prefix_came_late_is_received_whole() {
+        use crate::opcode as op;
+        let payload = string_payload(op::BYTES, &[1u8; 2000]);
+        let input = frame_bytes(MsgCode::ChannelData, 1, &payload);
+        // The header and two bytes of the payload first: too few to decide a split.
+        let mut r = FrameReader::new(GrowBuf::new(), 1 << 20)
+            .with_direct_payloads(1000)
+            .with_split_strings(true);
+        r.feed(&input[..11]);
+        assert!(r.next_frame().unwrap().is_none());
+        r.feed(&input[11..]);
+        let Some(Incoming::Frame(f)) = r.next_frame().unwrap() else {
+            panic!("no frame")
+        };
+        assert_eq!(f.payload, &payload[..]);
+        assert!(r.take_string().is_none());
+        assert_eq!(r.take_payload(), payload);
     }
 }

@@ -1,8 +1,9 @@
-//! The frame reader fed in random chunk sizes, with three buffers: a fixed one that holds
+//! The frame reader fed in random chunk sizes, with four buffers: a fixed one that holds
 //! every frame, a small fixed one that must skip the frames it cannot hold (and report
-//! each as oversized), and a growing one that receives large payloads in their own
-//! allocation. Each yields what parsing the whole stream at once yields, and a fixed
-//! buffer never holds more than its size.
+//! each as oversized), a growing one that receives large payloads in their own
+//! allocation, and one that also splits payloads that are one string (reading them
+//! through `fill_direct` where it applies). Each yields what parsing the whole stream at
+//! once yields, and a fixed buffer never holds more than its size.
 #![no_main]
 
 use execnet_core::buffer::{FixedBuf, GrowBuf, InputBuf};
@@ -15,26 +16,65 @@ const SMALL: usize = 64;
 /// A frame as seen: `Ok((code, channel, payload))` or `Err((channel, len))` when skipped.
 type Seen = Result<(u8, i32, Vec<u8>), (i32, u32)>;
 
+/// How frames are taken from the reader.
+#[derive(Clone, Copy, PartialEq)]
+enum Take {
+    /// The payload as the frame shows it.
+    Borrowed,
+    /// `take_payload`.
+    Whole,
+    /// `take_string` when the frame was split (its payload put back together here), and
+    /// the bytes fed through `fill_direct` when it applies; `take_payload` otherwise.
+    Split,
+}
+
 fn run<B: InputBuf>(
     mut reader: FrameReader<B>,
     stream: &[u8],
     chunk: usize,
-    direct: bool,
+    take: Take,
 ) -> (Vec<Seen>, bool) {
     let mut got = Vec::new();
     for piece in stream.chunks(chunk) {
         let mut piece = piece;
         while !piece.is_empty() {
-            let n = reader.feed(piece);
+            let direct = match take {
+                Take::Split => reader.fill_direct(|v, need| {
+                    let n = need.min(piece.len());
+                    v.extend_from_slice(&piece[..n]);
+                    n
+                }),
+                _ => None,
+            };
+            let n = match direct {
+                Some(n) => n,
+                None => reader.feed(piece),
+            };
             piece = &piece[n..];
             loop {
                 match reader.next_frame() {
                     Ok(Some(Incoming::Frame(f))) => {
                         let (code, channel) = (f.code as u8, f.channel);
-                        let payload = if direct {
-                            reader.take_payload()
-                        } else {
-                            f.payload.to_vec()
+                        let shown = f.payload.to_vec();
+                        let split = reader.split_string();
+                        let payload = match take {
+                            Take::Borrowed => shown,
+                            Take::Whole => reader.take_payload(),
+                            Take::Split => match reader.take_string() {
+                                Some((op, bytes)) => {
+                                    assert_eq!(split, Some((op, bytes.len())));
+                                    assert_eq!(shown, [op, 0, 0, 0, 0, b'Q']);
+                                    let mut whole = vec![op];
+                                    whole.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+                                    whole.extend_from_slice(&bytes);
+                                    whole.push(b'Q');
+                                    whole
+                                }
+                                None => {
+                                    assert_eq!(split, None);
+                                    reader.take_payload()
+                                }
+                            },
                         };
                         got.push(Ok((code, channel, payload)));
                     }
@@ -74,17 +114,24 @@ fuzz_target!(|data: &[u8]| {
     let whole: Vec<Seen> = expected.iter().cloned().map(Ok).collect();
 
     let big = FrameReader::new(FixedBuf::<{ 9 + MAX as usize }>::new(), MAX);
-    let (got, failed) = run(big, stream, chunk, false);
+    let (got, failed) = run(big, stream, chunk, Take::Borrowed);
     assert_eq!(failed, fails, "chunked reader and whole parse disagree on errors");
     assert_eq!(got, whole);
 
     let grow = FrameReader::new(GrowBuf::new(), MAX).with_direct_payloads(16);
-    let (got, failed) = run(grow, stream, chunk, true);
+    let (got, failed) = run(grow, stream, chunk, Take::Whole);
+    assert_eq!(failed, fails);
+    assert_eq!(got, whole);
+
+    let split = FrameReader::new(GrowBuf::new(), MAX)
+        .with_direct_payloads(16)
+        .with_split_strings(true);
+    let (got, failed) = run(split, stream, chunk, Take::Split);
     assert_eq!(failed, fails);
     assert_eq!(got, whole);
 
     let small = FrameReader::new(FixedBuf::<SMALL>::new(), MAX);
-    let (got, failed) = run(small, stream, chunk, false);
+    let (got, failed) = run(small, stream, chunk, Take::Borrowed);
     let mut skipped: Vec<Seen> = expected
         .iter()
         .map(|(code, channel, payload)| {

@@ -13,6 +13,10 @@ pub use crate::transport::BOOTSTRAP_LINE;
 /// the same text.
 pub use crate::transport::py_literal;
 
+/// Our Python agent's source, as the file `agent.py` is (a traceback from a worker
+/// names its lines).
+pub use crate::transport::AGENT_SOURCE;
+
 /// The line a master writes after starting the interpreter: our agent, with the default
 /// settings, as a literal, and a newline.
 pub fn agent_line() -> Vec<u8> {

@@ -6,7 +6,7 @@
 use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -33,23 +33,61 @@ pub(crate) enum End {
     Died(Death),
 }
 
-/// What a callback is handed: one value's encoding, or the end of the channel.
-pub(crate) enum Delivery<'p> {
-    Value(&'p [u8], StrConfig),
+/// A received value as it waits in a channel's queue.
+pub(crate) enum Payload {
+    /// Its encoding (internal envelope).
+    Encoded(Vec<u8>),
+    /// A value that is one string, received split (see
+    /// [`FrameReader::with_split_strings`](execnet_core::frame::FrameReader::with_split_strings)):
+    /// its opcode and its bytes, in the allocation they were read into.
+    Str(u8, Vec<u8>),
+}
+
+/// What a split string's encoding adds to its bytes: opcode, length, `STOP`.
+const STRING_OVERHEAD: usize = 6;
+
+impl Payload {
+    /// Its size on the wire, which the budget counts.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Payload::Encoded(v) => v.len(),
+            Payload::Str(_, bytes) => bytes.len() + STRING_OVERHEAD,
+        }
+    }
+
+    /// The encoding: as it is, or put back together for a split string (one copy).
+    fn encoded(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            Payload::Encoded(v) => std::borrow::Cow::Borrowed(v),
+            Payload::Str(code, bytes) => {
+                let mut v = Vec::with_capacity(bytes.len() + STRING_OVERHEAD);
+                v.push(*code);
+                v.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+                v.extend_from_slice(bytes);
+                v.push(execnet_core::opcode::STOP);
+                std::borrow::Cow::Owned(v)
+            }
+        }
+    }
+}
+
+/// What a callback is handed: one value, or the end of the channel.
+pub(crate) enum Delivery {
+    Value(Payload, StrConfig),
     End,
 }
 
 /// A callback with its decoding folded in: it decodes what it is handed into the type the
 /// user's function takes and calls it; an `Err` text closes the channel.
-type Callback = Box<dyn FnMut(Delivery<'_>, &Limits) -> std::result::Result<(), String> + Send>;
+type Callback = Box<dyn FnMut(Delivery, &Limits) -> std::result::Result<(), String> + Send>;
 
 /// Decodes a value for a callback; the text the channel closes with when it cannot.
 fn decode_for_callback<T: DeserializeOwned + 'static>(
-    payload: &[u8],
+    payload: Payload,
     config: StrConfig,
     limits: &Limits,
 ) -> std::result::Result<T, String> {
-    decode_as(payload, config, limits)
+    decode_payload(payload, config, limits)
         .map_err(|e| format!("RuntimeError: a value for the channel callback did not decode: {e}"))
 }
 
@@ -59,7 +97,59 @@ fn panicked(p: String) -> String {
 }
 
 /// Decodes one value as a `T`: a [`Value`] by the owned decoder, any other type by serde
-/// reading the opcodes.
+/// reading the opcodes. A split string becomes a `Value` or a `String` in the allocation
+/// it was received into.
+pub(crate) fn decode_payload<T: DeserializeOwned + 'static>(
+    payload: Payload,
+    config: StrConfig,
+    limits: &Limits,
+) -> Result<T> {
+    let payload = match payload {
+        Payload::Str(code, bytes) => match string_as::<T>(code, bytes, limits) {
+            Ok(v) => return Ok(v),
+            Err(bytes) => Payload::Str(code, bytes),
+        },
+        other => other,
+    };
+    decode_as(&payload.encoded(), config, limits)
+}
+
+/// A split string as a `T`, with no copy, where that gives exactly what decoding its
+/// encoding would: a [`Value`] of the string's own kind, or a `String` from a `str` or
+/// `unicode`. Gives the bytes back otherwise (another type, a limit exceeded, text that
+/// is not UTF-8), for the decoder to say what it makes of them.
+fn string_as<T: 'static>(
+    code: u8,
+    bytes: Vec<u8>,
+    limits: &Limits,
+) -> std::result::Result<T, Vec<u8>> {
+    use execnet_core::opcode as op;
+    let within = bytes.len() <= limits.max_bytes as usize
+        && bytes.len() + STRING_OVERHEAD <= limits.max_message as usize;
+    let wanted = TypeId::of::<T>();
+    let text = code == op::PY3STRING || code == op::UNICODE;
+    if !within || !(wanted == TypeId::of::<Value>() || (text && wanted == TypeId::of::<String>())) {
+        return Err(bytes);
+    }
+    let value: Box<dyn Any> = match code {
+        op::BYTES => Box::new(Value::Bytes(bytes)),
+        op::PY2STRING => Box::new(Value::Py2Str(bytes)),
+        _ => {
+            let s = String::from_utf8(bytes).map_err(|e| e.into_bytes())?;
+            if wanted == TypeId::of::<String>() {
+                Box::new(s)
+            } else if code == op::PY3STRING {
+                Box::new(Value::Str(s))
+            } else {
+                Box::new(Value::Unicode(s))
+            }
+        }
+    };
+    // The type was checked above: this cannot fail, and gives nothing back if it did.
+    value.downcast::<T>().map(|b| *b).map_err(|_| Vec::new())
+}
+
+/// Decodes one encoded value as a `T`.
 pub(crate) fn decode_as<T: DeserializeOwned + 'static>(
     payload: &[u8],
     config: StrConfig,
@@ -77,7 +167,7 @@ pub(crate) fn decode_as<T: DeserializeOwned + 'static>(
 }
 
 struct Queue {
-    items: VecDeque<(Vec<u8>, StrConfig)>,
+    items: VecDeque<(Payload, StrConfig)>,
     /// Bytes of `items`, counted against the session's budget.
     bytes: usize,
     end: Option<End>,
@@ -86,6 +176,10 @@ struct Queue {
     callback: Option<Callback>,
     /// We closed it (or sent our last message): sending is an error.
     sent_close: bool,
+    /// Receivers asleep on the condition variable: a new value wakes them only when
+    /// there are any (a notification is a system call, and a polling receiver needs
+    /// none).
+    sleepers: usize,
 }
 
 /// A channel's receiving side: the values that wait, how it ended, its callback.
@@ -98,10 +192,17 @@ pub(crate) struct ChanState {
     budget: Arc<Budget>,
     /// A [`Channel`] handle was made for it.
     claimed: AtomicBool,
+    /// How long a receiver polls for a value before it sleeps, in microseconds (see
+    /// [`ChanState::waited`]).
+    spin_us: AtomicU32,
 }
 
-/// How long a receiver polls before it sleeps.
-const SPIN: Duration = Duration::from_micros(50);
+/// The longest a receiver polls for its value before it sleeps on the condition
+/// variable.
+const SPIN_MAX: u32 = 50;
+/// A wait at most this long could have been saved by polling (or was): polling goes on,
+/// or starts again. A longer one shortens it, to none after three in a row.
+const SHORT_WAIT: Duration = Duration::from_micros(4 * SPIN_MAX as u64);
 
 impl ChanState {
     pub(crate) fn new(budget: Arc<Budget>) -> Arc<ChanState> {
@@ -113,12 +214,27 @@ impl ChanState {
                 has_callback: false,
                 callback: None,
                 sent_close: false,
+                sleepers: 0,
             }),
             cv: Condvar::new(),
             ready: AtomicBool::new(false),
             budget,
             claimed: AtomicBool::new(false),
+            spin_us: AtomicU32::new(SPIN_MAX),
         })
+    }
+
+    /// Learns from one wait for a value how long the next polls: on as long as values
+    /// come soon (polling saves the sleep and the wake-up), shorter after each that
+    /// comes late, to none when replies take long (polling would only burn the
+    /// processor), and on again as soon as one comes soon.
+    fn waited(&self, waited: Duration) {
+        let us = if waited <= SHORT_WAIT {
+            SPIN_MAX
+        } else {
+            self.spin_us.load(Ordering::Relaxed) / 4
+        };
+        self.spin_us.store(us, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
@@ -134,24 +250,29 @@ impl ChanState {
     /// `timeout`) has passed.
     fn wait<'g>(
         &self,
-        q: MutexGuard<'g, Queue>,
+        mut q: MutexGuard<'g, Queue>,
         deadline: Option<Instant>,
         timeout: Option<Duration>,
     ) -> Result<MutexGuard<'g, Queue>> {
-        match deadline {
-            None => Ok(self.cv.wait(q).unwrap_or_else(|e| e.into_inner())),
+        let mut q = match deadline {
+            None => {
+                q.sleepers += 1;
+                self.cv.wait(q).unwrap_or_else(|e| e.into_inner())
+            }
             Some(d) => {
                 let now = Instant::now();
                 if now >= d {
                     return Err(Error::Timeout(timeout.unwrap_or_default()));
                 }
-                Ok(self
-                    .cv
+                q.sleepers += 1;
+                self.cv
                     .wait_timeout(q, d - now)
                     .map(|(g, _)| g)
-                    .unwrap_or_else(|e| e.into_inner().0))
+                    .unwrap_or_else(|e| e.into_inner().0)
             }
-        }
+        };
+        q.sleepers -= 1;
+        Ok(q)
     }
 
     /// Called by the reader thread with a new value: queued, or handed to the callback
@@ -162,7 +283,7 @@ impl ChanState {
         &self,
         session: &Arc<Session>,
         id: i32,
-        payload: Vec<u8>,
+        payload: Payload,
         config: StrConfig,
     ) -> std::result::Result<(), Ending> {
         let mut q = self.lock();
@@ -170,7 +291,7 @@ impl ChanState {
             let mut cb = q.callback.take();
             drop(q);
             let outcome = match cb.as_mut() {
-                Some(cb) => guarded(|| cb(Delivery::Value(&payload, config), &session.limits))
+                Some(cb) => guarded(|| cb(Delivery::Value(payload, config), &session.limits))
                     .map_err(panicked)
                     .and_then(|r| r),
                 None => Ok(()),
@@ -194,7 +315,9 @@ impl ChanState {
         q.bytes += payload.len();
         q.items.push_back((payload, config));
         self.ready.store(true, Ordering::Release);
-        self.cv.notify_all();
+        if q.sleepers > 0 {
+            self.cv.notify_all();
+        }
         Ok(())
     }
 
@@ -237,7 +360,7 @@ impl ChanState {
     }
 
     /// Takes the next value, or the reason there is none.
-    fn pop(&self, q: &mut Queue) -> Option<(Vec<u8>, StrConfig)> {
+    fn pop(&self, q: &mut Queue) -> Option<(Payload, StrConfig)> {
         let item = q.items.pop_front()?;
         q.bytes -= item.0.len();
         self.budget.give(item.0.len());
@@ -391,13 +514,17 @@ impl Channel {
         self.h.session.send_value(self.h.id, value)
     }
 
-    fn receive_raw(&self, timeout: Option<Duration>) -> Result<(Vec<u8>, StrConfig)> {
+    fn receive_raw(&self, timeout: Option<Duration>) -> Result<(Payload, StrConfig)> {
         let st = &self.h.st;
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut spun = false;
+        // When this call started to wait, once the queue was found empty.
+        let mut waiting: Option<Instant> = None;
         let mut q = st.lock();
         loop {
             if let Some(item) = st.pop(&mut q) {
+                if let Some(since) = waiting {
+                    st.waited(since.elapsed());
+                }
                 return Ok(item);
             }
             if let Some(end) = &q.end {
@@ -406,20 +533,24 @@ impl Channel {
             if q.has_callback {
                 return Err(Error::HasCallback);
             }
-            if !spun {
-                // A reply often arrives within microseconds: polling briefly before
-                // sleeping saves the wake-up latency of the condition variable.
-                spun = true;
-                drop(q);
-                let start = Instant::now();
-                while start.elapsed() < SPIN {
-                    std::thread::yield_now();
-                    if st.ready.load(Ordering::Acquire) {
-                        break;
+            if waiting.is_none() {
+                let since = Instant::now();
+                waiting = Some(since);
+                let spin = st.spin_us.load(Ordering::Relaxed);
+                if spin > 0 {
+                    // A reply often comes within microseconds: polling for it first
+                    // saves sleeping on the condition variable and being woken, which
+                    // costs more time and processor than the polling. Yielding, so that
+                    // on a busy machine the thread that delivers the value (the
+                    // gateway's reader) gets the processor.
+                    drop(q);
+                    let budget = Duration::from_micros(u64::from(spin));
+                    while since.elapsed() < budget && !st.ready.load(Ordering::Acquire) {
+                        std::thread::yield_now();
                     }
+                    q = st.lock();
+                    continue;
                 }
-                q = st.lock();
-                continue;
             }
             let _starving = st.budget.starving();
             q = st.wait(q, deadline, timeout)?;
@@ -461,7 +592,10 @@ impl Channel {
         timeout: Option<Duration>,
     ) -> Result<(T, StrConfig)> {
         let (payload, config) = self.receive_raw(timeout)?;
-        Ok((decode_as(&payload, config, &self.h.session.limits)?, config))
+        Ok((
+            decode_payload(payload, config, &self.h.session.limits)?,
+            config,
+        ))
     }
 
     /// Iterates over received values as `T` until the channel closes; a failure (remote
@@ -561,7 +695,7 @@ impl Channel {
         F: FnMut(T) + Send + 'static,
     {
         let mut marker = endmarker;
-        self.install(Box::new(move |d: Delivery<'_>, limits: &Limits| match d {
+        self.install(Box::new(move |d: Delivery, limits: &Limits| match d {
             Delivery::Value(payload, config) => {
                 callback(decode_for_callback(payload, config, limits)?);
                 Ok(())
@@ -584,7 +718,7 @@ impl Channel {
         E: FnOnce() + Send + 'static,
     {
         let mut on_end = Some(on_end);
-        self.install(Box::new(move |d: Delivery<'_>, limits: &Limits| match d {
+        self.install(Box::new(move |d: Delivery, limits: &Limits| match d {
             Delivery::Value(payload, config) => {
                 callback(decode_for_callback(payload, config, limits)?);
                 Ok(())
@@ -608,7 +742,7 @@ impl Channel {
         // What waits already goes first, in order; the lock is let go around each call.
         while let Some((payload, config)) = st.pop(&mut q) {
             drop(q);
-            let outcome = guarded(|| cb(Delivery::Value(&payload, config), &limits))
+            let outcome = guarded(|| cb(Delivery::Value(payload, config), &limits))
                 .map_err(panicked)
                 .and_then(|r| r);
             if let Err(text) = outcome {
@@ -734,5 +868,35 @@ impl Write for ChannelWriter {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polling_follows_how_soon_values_come() {
+        let st = ChanState::new(Arc::new(Budget::new(
+            1 << 20,
+            crate::budget::Overflow::Wait,
+        )));
+        let spin = || st.spin_us.load(Ordering::Relaxed);
+        assert_eq!(spin(), SPIN_MAX);
+        // Replies that take a millisecond: polling stops after three.
+        let slow = Duration::from_millis(1);
+        st.waited(slow);
+        st.waited(slow);
+        assert!(spin() > 0 && spin() < SPIN_MAX);
+        st.waited(slow);
+        assert_eq!(spin(), 0);
+        st.waited(slow);
+        assert_eq!(spin(), 0);
+        // One that comes soon (as a sleeping receiver measures it too) brings it back;
+        // one a little later than the polling lasts does not stop it.
+        st.waited(Duration::from_micros(30));
+        assert_eq!(spin(), SPIN_MAX);
+        st.waited(SHORT_WAIT);
+        assert_eq!(spin(), SPIN_MAX);
     }
 }

@@ -30,7 +30,7 @@ use execnet_core::sink::Sink;
 use execnet_core::{EncodeError, Limits};
 
 use crate::budget::{Budget, Overflow};
-use crate::channel::{ChanState, End};
+use crate::channel::{ChanState, End, Payload};
 use crate::error::{Death, DeathKind, Error, Result};
 use crate::process::Process;
 
@@ -497,11 +497,25 @@ impl Session {
     ) -> Ending {
         let _span = self.span.enter();
         let mut reader = FrameReader::new(GrowBuf::new(), self.limits.max_message)
-            .with_direct_payloads(DIRECT_MIN);
+            .with_direct_payloads(DIRECT_MIN)
+            .with_split_strings(true);
         loop {
             self.budget.wait_for_room(|| self.dead().is_some());
-            let space = reader.space(READ_CHUNK);
-            let n = match input.read(space) {
+            // A large payload is read into its allocation's spare capacity, which std does
+            // without zeroing it first; anything else into the reader's buffer.
+            let read = match reader
+                .fill_direct(|v, need| (&mut *input).take(need as u64).read_to_end(v))
+            {
+                Some(read) => read,
+                None => {
+                    let read = input.read(reader.space(READ_CHUNK));
+                    if let Ok(n) = read {
+                        reader.commit(n);
+                    }
+                    read
+                }
+            };
+            match read {
                 Ok(0) if reader.buffered() == 0 => {
                     return self.ending(
                         DeathKind::Closed,
@@ -514,7 +528,7 @@ impl Session {
                         format!("{}'s output ended inside a message", self.peer),
                     )
                 }
-                Ok(n) => n,
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     return self.ending(
@@ -522,8 +536,7 @@ impl Session {
                         format!("reading from {} failed: {e}", self.peer),
                     )
                 }
-            };
-            reader.commit(n);
+            }
             loop {
                 let action = {
                     let item = match reader.next_frame() {
@@ -558,7 +571,11 @@ impl Session {
                 };
                 match action {
                     Action::Deliver(id, st, config) => {
-                        if let Err(ending) = st.deliver(self, id, reader.take_payload(), config) {
+                        let payload = match reader.take_string() {
+                            Some((code, bytes)) => Payload::Str(code, bytes),
+                            None => Payload::Encoded(reader.take_payload()),
+                        };
+                        if let Err(ending) = st.deliver(self, id, payload, config) {
                             return ending;
                         }
                     }

@@ -11,8 +11,87 @@ use crate::gateway::{Link, Options};
 use crate::process::Process;
 use crate::spec::{ExecModel, Spec, Transport};
 
-/// Our Python agent, sent to the interpreter at bootstrap.
+/// Our Python agent, as the file is (what is sent is [`agent_as_sent`]).
 pub const AGENT_SOURCE: &str = include_str!("agent/agent.py");
+
+/// The agent as it is sent: [`AGENT_SOURCE`] with each part marked cold (from a line
+/// `# cold: WHY` to a line `# end cold`, at the indentation of the code they enclose)
+/// turned into a call that hands the part to the agent as text, to be compiled on first
+/// use (see `_cold` in the agent). Compiling the whole file is most of a worker's start;
+/// the cold parts are what a session may never need. Every line keeps its number, so
+/// that tracebacks point into the file.
+pub fn agent_as_sent() -> &'static str {
+    static SENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SENT.get_or_init(|| lazy_agent(AGENT_SOURCE))
+}
+
+/// See [`agent_as_sent`]. A part with no end marker runs to the end of the source.
+fn lazy_agent(source: &str) -> String {
+    let mut out = String::with_capacity(source.len() + source.len() / 8);
+    let mut lines = source.split_inclusive('\n').enumerate();
+    while let Some((index, line)) = lines.next() {
+        let text = line.trim_start_matches(' ');
+        if !text.starts_with("# cold:") {
+            out.push_str(line);
+            continue;
+        }
+        let indent = line.len() - text.len();
+        let margin = " ".repeat(indent);
+        // The part's first line, numbered from 1.
+        let first = index + 2;
+        let mut part = String::new();
+        let mut names = Vec::new();
+        let mut count = 0;
+        for (_, line) in lines.by_ref() {
+            if line.trim_end() == format!("{margin}# end cold") {
+                count += 1;
+                break;
+            }
+            count += 1;
+            // Kept as they are, indentation and all: a class's part is compiled inside a
+            // class statement of its own, so that no string in it changes.
+            let def = line
+                .strip_prefix(margin.as_str())
+                .and_then(|l| l.strip_prefix("def ").or_else(|| l.strip_prefix("class ")));
+            if let Some(rest) = def {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                names.push(name);
+            }
+            part.push_str(line);
+        }
+        let tuple = match names.len() {
+            1 => format!("('{}',)", names[0]),
+            _ => format!(
+                "({})",
+                names
+                    .iter()
+                    .map(|n| format!("'{n}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let call = if indent == 0 {
+            format!("_cold({tuple}, {}, {first})\n", py_literal(&part))
+        } else {
+            let targets = match names.len() {
+                1 => format!("{},", names[0]),
+                _ => names.join(", "),
+            };
+            format!(
+                "{margin}{targets} = _cold_methods({tuple}, {}, {first})\n",
+                py_literal(&part)
+            )
+        };
+        out.push_str(&call);
+        // The marker line holds the call; the part's lines and its end marker stay as
+        // empty lines.
+        out.extend(std::iter::repeat_n('\n', count));
+    }
+    out
+}
 
 /// The command line that makes a Python interpreter read and run one line from stdin.
 pub const BOOTSTRAP_LINE: &str = "import sys;exec(eval(sys.stdin.readline()))";
@@ -108,7 +187,8 @@ impl AgentConfig {
         }
     }
 
-    /// The Python statement that hands this configuration to the agent.
+    /// The Python statement that hands this configuration to the agent: on the agent's
+    /// first line, before its comment, so that the agent's lines keep their numbers.
     fn statement(&self) -> String {
         let mut s = format!(
             "execnet_config = {{'execmodel': '{}', 'max_message': {}",
@@ -126,7 +206,7 @@ impl AgentConfig {
         if std::env::var_os("EXECNET_DEBUG").is_some_and(|v| !v.is_empty() && v != "0") {
             s.push_str(", 'debug': 1");
         }
-        s.push_str("}\n");
+        s.push_str("}  ");
         s
     }
 }
@@ -140,7 +220,7 @@ pub fn bootstrap_payload() -> Vec<u8> {
 /// The bootstrap line for an agent configured by `config`.
 pub fn bootstrap_payload_with(config: &AgentConfig) -> Vec<u8> {
     let mut source = config.statement();
-    source.push_str(AGENT_SOURCE);
+    source.push_str(agent_as_sent());
     let mut line = py_literal(&source).into_bytes();
     line.push(b'\n');
     line
@@ -416,6 +496,68 @@ mod tests {
             "'execnet_config = {\\'execmodel\\': \\'main_thread_only\\', \\'max_message\\': 1000, \\'nice\\': 5"
         ), "{}", &line[..120]);
         assert!(line.is_ascii());
+    }
+
+    #[test]
+    fn cold_parts_become_text_and_lines_keep_their_numbers() {
+        let source = "# first\nx = 1\n# cold: rare\ndef a():\n    return 'it''s'\n\n\nclass B(object):\n    pass\n# end cold\nclass C(object):\n    def hot(self):\n        pass\n\n    # cold: rare methods\n    def m(self):\n        return 1\n    # end cold\ny = 2\n";
+        let sent = lazy_agent(source);
+        assert_eq!(sent.lines().count(), source.lines().count());
+        let lines: Vec<&str> = sent.lines().collect();
+        assert_eq!(
+            lines[2],
+            "_cold(('a', 'B'), 'def a():\\n    return \\'it\\'\\'s\\'\\n\\n\\nclass B(object):\\n    pass\\n', 4)"
+        );
+        assert_eq!(
+            lines[14],
+            "    m, = _cold_methods(('m',), '    def m(self):\\n        return 1\\n', 16)"
+        );
+        // Everything else is where it was.
+        for (i, (a, b)) in source.lines().zip(sent.lines()).enumerate() {
+            if ![2, 14].contains(&i) && !(3..=9).contains(&i) && !(15..=17).contains(&i) {
+                assert_eq!(a, b, "line {}", i + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn the_agent_as_sent() {
+        let sent = agent_as_sent();
+        // The configuration goes before the comment on the first line.
+        assert!(AGENT_SOURCE.starts_with('#'));
+        assert_eq!(sent.lines().count(), AGENT_SOURCE.lines().count());
+        let parts = AGENT_SOURCE
+            .lines()
+            .filter(|l| l.trim_start().starts_with("# cold:"))
+            .count();
+        let ends = AGENT_SOURCE
+            .lines()
+            .filter(|l| l.trim() == "# end cold")
+            .count();
+        assert!(
+            parts >= 5 && parts == ends,
+            "{parts} cold parts, {ends} ends"
+        );
+        assert_eq!(
+            sent.matches("_cold((").count() + sent.matches("= _cold_methods((").count(),
+            parts
+        );
+        // A cold name is defined only in its part: the stand-in is all the hot code sees.
+        for name in [
+            "_MainThreadRunner",
+            "_ChannelReader",
+            "_watchdog",
+            "_cleanup",
+            "waitclose",
+        ] {
+            let defines = |l: &str| {
+                let l = l.trim_start();
+                l.starts_with(&format!("def {name}(")) || l.starts_with(&format!("class {name}("))
+            };
+            assert!(!sent.lines().any(defines), "{name}");
+            assert!(AGENT_SOURCE.lines().any(defines), "{name}");
+        }
+        assert!(sent.len() < AGENT_SOURCE.len() + AGENT_SOURCE.len() / 4);
     }
 
     #[test]

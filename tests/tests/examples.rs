@@ -167,3 +167,47 @@ fn rsync() {
     assert!(second.contains("0 read and sent (0 bytes)"), "{second}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The gateway benchmark's own side answers every command it documents with one line of
+/// JSON, against a Python worker and against itself as a Rust worker.
+#[test]
+fn gateway_bench() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    let commands = [
+        ("startup 1", "\"ms\": ["),
+        ("rtt 20", "\"worker_cpu_us\""),
+        ("rtt_slow 2", "\"cpu_us\""),
+        ("small_up 50", "\"per_s\""),
+        ("small_down 50", "\"per_s\""),
+        ("bulk_up 2", "\"worker_cpu_ms_per_mib\""),
+        ("bulk_down 2", "\"worker_cpu_ms_per_mib\""),
+        ("value 1024 3", "\"mib_s\""),
+        ("value 100000 2", "\"mib_s\""),
+        ("channels 5", "\"ms\""),
+        ("rust_rtt 20", "\"cpu_us\""),
+        ("rust_bulk_up 2", "\"mib_s\""),
+        ("rust_bulk_down 2", "\"mib_s\""),
+    ];
+    let mut cmd = example("gateway_bench");
+    cmd.arg("serve").arg(&py.path);
+    cmd.stdin(std::process::Stdio::piped());
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("gateway_bench starts");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for (c, _) in commands {
+            writeln!(stdin, "{c}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), commands.len(), "{text}");
+    for ((c, key), line) in commands.iter().zip(lines) {
+        assert!(line.starts_with('{') && line.contains(key), "{c}: {line}");
+    }
+}

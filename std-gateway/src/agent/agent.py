@@ -2,17 +2,17 @@
 #
 # The master starts an interpreter with
 #     PYTHON -u -c "import sys;exec(eval(sys.stdin.readline()))"
-# and sends this file as one string literal, optionally preceded by one line that sets
-# `execnet_config` (a dict: execmodel, max_message, nice). It then serves the execnet
-# protocol on the process's stdin/stdout (or on `clientsock` when a socket server runs
-# it). One source for CPython 2.7 and 3.x, PyPy and Jython: ASCII only, standard library
-# only, no syntax that any of them rejects.
+# and sends this file as one string literal, its cold parts as text (see "cold parts"
+# below), with a statement that sets `execnet_config` (a dict: execmodel, max_message,
+# nice, id) before the comment on this first line. It then serves the execnet protocol
+# on the process's stdin/stdout (or on `clientsock` when a socket server runs it). One
+# source for CPython 2.7 and 3.x, PyPy and Jython: ASCII only, standard library only, no
+# syntax that any of them rejects.
 import os
 import struct
 import sys
 import threading
 import time
-import traceback
 from collections import deque
 
 _now = time.time
@@ -125,6 +125,102 @@ class RemoteError(Exception):
 
 class TimeoutError(IOError):
     """A receive or wait ran out of time."""
+
+
+def _format_exc():
+    # traceback (with linecache, tokenize and textwrap) takes 2.5 ms to import: a worker
+    # pays for it at its first failure, not at its start.
+    import traceback
+
+    return traceback.format_exc()
+
+
+def _signal_module():
+    try:
+        # Python 3: the C module itself. `signal` wraps it in enums, which take 0.5 ms to
+        # build, and calls it all the same.
+        import _signal
+
+        return _signal
+    except ImportError:
+        import signal
+
+        return signal
+
+
+# ---------------------------------------------------------------- cold parts
+#
+# Compiling this file is most of what a worker's start costs. The parts of it that a
+# session may never use are marked "cold"; the master sends each of them as text in a
+# call of `_cold` or `_cold_methods` (see `lazy_agent` in transport.rs), and a part is
+# compiled when one of its functions is first called. Tracebacks keep this file's line
+# numbers. Run as it is, the file defines everything at once and these go unused.
+
+_cold_lock = threading.RLock()
+
+
+def _cold_compile(source, line, namespace):
+    code = compile("\n" * (line - 1) + source, "<string>", "exec")
+    exec(code, globals(), namespace)
+
+
+def _cold_class_body(source, line):
+    """The functions that `source`, a part of a class body starting at `line`, defines:
+    compiled in a class statement of its own, with its indentation as it is."""
+    namespace = {}
+    _cold_compile("class _Part(object):\n" + source, line - 1, namespace)
+    return namespace["_Part"].__dict__
+
+
+def _cold(names, source, line):
+    """Makes `names`, the functions and classes of one cold part, stand-ins that compile
+    the part (module level, starting at `line`) at the first call of any of them."""
+    done = []
+
+    def load():
+        _cold_lock.acquire()
+        try:
+            if not done:
+                _cold_compile(source, line, globals())
+                done.append(True)
+        finally:
+            _cold_lock.release()
+
+    def stand_in(name):
+        def call(*args, **kwargs):
+            load()
+            return globals()[name](*args, **kwargs)
+
+        return call
+
+    for name in names:
+        globals()[name] = stand_in(name)
+
+
+def _cold_methods(names, source, line):
+    """Stand-ins for the methods `names` of one class, from a cold part of its body: the
+    first call of any compiles them and puts them on the class."""
+    methods = {}
+
+    def stand_in(name):
+        def call(self, *args, **kwargs):
+            _cold_lock.acquire()
+            try:
+                if not methods:
+                    body = _cold_class_body(source, line)
+                    for n in names:
+                        methods[n] = body[n]
+                for cls in type(self).__mro__:
+                    if cls.__dict__.get(name) is call:
+                        for n in names:
+                            setattr(cls, n, methods[n])
+            finally:
+                _cold_lock.release()
+            return methods[name](self, *args, **kwargs)
+
+        return call
+
+    return tuple([stand_in(name) for name in names])
 
 
 # ---------------------------------------------------------------- serializer
@@ -411,6 +507,45 @@ def loads_internal(data, config=(True, False), gateway=None):
         raise LoadError("malformed value: %s" % (sys.exc_info()[1],))
 
 
+class _String(object):
+    """A payload that is one string, taken from the input without its opcode, length and
+    STOP, so that its bytes are copied once on their way from the input to the value."""
+
+    __slots__ = ("op", "data")
+
+    def __init__(self, op, data):
+        self.op = op
+        self.data = data
+
+    def encoded(self):
+        return self.op + _pack("!i", len(self.data)) + self.data + OP_STOP
+
+
+_STRING_OPS = (OP_BYTES, OP_PY3STRING, OP_PY2STRING, OP_UNICODE)
+
+
+def _load(payload, config, gateway):
+    """`loads_internal` for a received payload, which may be a _String."""
+    if payload.__class__ is _String:
+        op = payload.op
+        raw = payload.data
+        try:
+            # As loads_internal loads a string.
+            if op == OP_PY3STRING:
+                if config[1]:
+                    return raw
+                return raw.decode("utf-8")
+            if op == OP_UNICODE:
+                return raw.decode("utf-8")
+            if op == OP_PY2STRING and PY3 and config[0]:
+                return raw.decode("latin-1")
+            return raw
+        except Exception:
+            # loads_internal words the error.
+            payload = payload.encoded()
+    return loads_internal(payload, config, gateway)
+
+
 # ----------------------------------------------------------------- execmodel
 
 
@@ -493,12 +628,12 @@ def get_execmodel(backend):
 
 
 try:
-    from thread import get_ident as _get_ident  # Python 2
+    from _thread import get_ident as _get_ident
+    from _thread import start_new_thread as _start_thread
 except ImportError:
-    try:
-        from threading import get_ident as _get_ident
-    except ImportError:
-        from _thread import get_ident as _get_ident
+    # Python 2 (tried second: a failed import searches the whole path).
+    from thread import get_ident as _get_ident
+    from thread import start_new_thread as _start_thread
 
 
 # ------------------------------------------------------------------ channels
@@ -658,6 +793,7 @@ class Channel(object):
             self._items.put(_END)
         gw._forget(self.id)
 
+    # cold: what few channels use
     def waitclose(self, timeout=None):
         if not self._receive_closed.is_set():
             self.gateway._wait_for(self._items, self._receive_closed.is_set, timeout)
@@ -699,8 +835,10 @@ class Channel(object):
         if mode == "r":
             return _ChannelReader(self)
         raise ValueError("mode %r not available" % (mode,))
+    # end cold
 
 
+# cold: channel files
 class _ChannelWriter(object):
     def __init__(self, channel, proxyclose):
         self.channel = channel
@@ -757,6 +895,7 @@ class _ChannelReader(object):
             if not self._more():
                 line, self.buf = self.buf, None
                 return line or ""
+# end cold
 
 
 # ------------------------------------------------------------------------ io
@@ -782,9 +921,14 @@ def _write_all_parts(writev, fd, parts):
                 done = 0
 
 
+# Slices a chunk for joining without copying it where bytes.join takes memoryviews.
+_view = PY3 and memoryview or (lambda b: b)
+
+
 class _Reader(object):
-    """Buffered input: chunks are kept as a list and joined once when a frame needs
-    them, so that a large payload is copied once, not once per chunk."""
+    """Buffered input: the chunk being read from (`buf`, from `pos`) and those received
+    after it (`more`). A frame that spans chunks is gathered with one join of exactly its
+    bytes, so that a large payload is copied once."""
 
     def __init__(self, read_chunk, fileno, exact=False):
         self.read_chunk = read_chunk
@@ -792,41 +936,69 @@ class _Reader(object):
         self.exact = exact
         self.buf = _b("")
         self.pos = 0
-        self.more = []
+        self.more = deque()
         self.more_len = 0
 
     def available(self):
         return len(self.buf) - self.pos + self.more_len
 
     def take(self, n):
-        if len(self.buf) - self.pos < n:
-            if self.pos >= len(self.buf) and len(self.more) == 1:
-                self.buf = self.more[0]
-            else:
-                self.buf = EMPTY.join([self.buf[self.pos :]] + self.more)
-            self.pos = 0
-            self.more = []
-            self.more_len = 0
+        buf = self.buf
         pos = self.pos
-        if pos == 0 and n == len(self.buf):
-            data = self.buf
-            self.buf = _b("")
-            return data
-        self.pos = pos + n
-        return self.buf[pos : pos + n]
+        end = pos + n
+        if end <= len(buf):
+            if pos == 0 and end == len(buf):
+                self.buf = EMPTY
+                self.pos = 0
+                return buf
+            self.pos = end
+            return buf[pos:end]
+        parts = [_view(buf)[pos:]]
+        need = end - len(buf)
+        more = self.more
+        while need:
+            chunk = more.popleft()
+            self.more_len -= len(chunk)
+            if len(chunk) <= need:
+                parts.append(chunk)
+                need -= len(chunk)
+            else:
+                parts.append(_view(chunk)[:need])
+                self.buf = chunk
+                self.pos = need
+                return EMPTY.join(parts)
+        self.buf = EMPTY
+        self.pos = 0
+        return EMPTY.join(parts)
+
+    def peek(self, n):
+        """Up to `n` bytes from the front, left in place."""
+        head = self.buf[self.pos : self.pos + n]
+        for chunk in self.more:
+            if len(head) >= n:
+                break
+            head = head + chunk[: n - len(head)]
+        return head
 
     def fill(self, want, timeout):
-        """Reads one chunk (up to what is wanted, at least 64 KiB). False when nothing
+        """Reads one chunk (up to what is wanted, at least 64 KiB), or, for a large
+        frame, chunks until it is all in: its bytes are on their way, and each pass
+        through the caller's loop would cost more than the read. False when nothing
         came within `timeout` (None: wait); EOFError at the end of input."""
         if timeout is not None and self.fileno is not None:
             if not _readable(self.fileno, timeout):
                 return False
-        chunk = self.read_chunk(self.exact and want or max(65536, want))
-        if not chunk:
-            raise EOFError()
-        self.more.append(chunk)
-        self.more_len += len(chunk)
-        return True
+        large = want >= BIG_PART
+        while 1:
+            # At most 1 MiB a read: os.read allocates what it is asked for.
+            chunk = self.read_chunk(self.exact and want or min(max(65536, want), 1 << 20))
+            if not chunk:
+                raise EOFError()
+            self.more.append(chunk)
+            self.more_len += len(chunk)
+            want -= len(chunk)
+            if want <= 0 or not large:
+                return True
 
 
 def _readable(fd, timeout):
@@ -863,6 +1035,7 @@ class _FdIO(object):
             self.write(_b("").join(parts))
 
 
+# cold: IO for Jython and sockets
 class _FileIO(object):
     """Protocol IO over file objects (Jython), read by one thread only."""
 
@@ -897,6 +1070,7 @@ class _SocketIO(object):
 
     def write_parts(self, parts):
         self.sock.sendall(_b("").join(parts))
+# end cold
 
 
 # ------------------------------------------------------------- exec threads
@@ -923,9 +1097,9 @@ class _Pool(object):
                 return
         finally:
             self.lock.release()
-        t = threading.Thread(target=self._loop, args=(task,))
-        t.daemon = True
-        t.start()
+        # A bare thread, as the reference starts its own: threading.Thread.start waits
+        # until the new thread runs, which the reader would wait for at every request.
+        _start_thread(self._loop, (task,))
 
     def _loop(self, task):
         slot = [threading.Event(), None]
@@ -945,6 +1119,7 @@ class _Pool(object):
             task = slot[1]
 
 
+# cold: the main_thread_only execution model
 class _MainThreadRunner(object):
     """`main_thread_only`: executions run in the main thread, one at a time. A request
     that comes while one runs waits up to a second for it (off the reading path), then
@@ -1019,6 +1194,7 @@ class _MainThreadRunner(object):
                     self.cond.notify_all()
                 finally:
                     self.cond.release()
+# end cold
 
 
 # ------------------------------------------------------------------- gateway
@@ -1028,12 +1204,47 @@ SOFT_CLAIM = 0.002
 
 
 def _dedent(source):
-    try:
-        import textwrap
+    """What `textwrap.dedent` makes of `source` (the reference's master dedents what it
+    sends; ours sends it as written): lines of only blanks and tabs are emptied, and the
+    margin common to the others goes. Done here because textwrap takes 0.9 ms to import,
+    which a worker's first execution would wait for."""
+    lines = source.split("\n")
+    margin = None
+    for i, line in enumerate(lines):
+        rest = line.lstrip(" \t")
+        if not rest:
+            lines[i] = ""
+            continue
+        indent = line[: len(line) - len(rest)]
+        if margin is None or margin.startswith(indent):
+            margin = indent
+        elif not indent.startswith(margin):
+            n = 0
+            while margin[n] == indent[n]:
+                n += 1
+            margin = margin[:n]
+    if margin:
+        n = len(margin)
+        lines = [line[n:] for line in lines]
+    return "\n".join(lines)
 
-        return textwrap.dedent(source)
-    except Exception:
-        return source
+
+# Code objects of recent sources: many requests send the same source again.
+_CODE = {}
+_CODE_MAX = 64
+_CODE_MAX_SOURCE = 65536
+
+
+def _compiled(source, filename):
+    key = (source, filename)
+    code = _CODE.get(key)
+    if code is None:
+        code = compile(_dedent(source) + "\n", filename or "<remote exec>", "exec")
+        if len(source) <= _CODE_MAX_SOURCE:
+            if len(_CODE) >= _CODE_MAX:
+                _CODE.clear()
+            _CODE[key] = code
+    return code
 
 
 class Gateway(object):
@@ -1318,7 +1529,7 @@ class Gateway(object):
             # Reading or answering failed: the master's end of the stream is gone.
             self._end("eof")
         except Exception:
-            self._end("fatal", "internal error, stopping:\n" + traceback.format_exc())
+            self._end("fatal", "internal error, stopping:\n" + _format_exc())
 
     def _pump_frames(self, timeout):
         reader = self._reader
@@ -1334,9 +1545,20 @@ class Gateway(object):
                     return
                 header = self._parse_header(reader.take(9))
                 self._header = header
-            if reader.available() < header[2]:
+            n = header[2]
+            if reader.available() < n:
                 return
-            payload = header[2] and reader.take(header[2]) or _b("")
+            payload = None
+            if n >= BIG_PART and header[0] == CHANNEL_DATA:
+                # One large string, the usual bulk: its bytes become the value as taken.
+                head = reader.peek(5)
+                if head[:1] in _STRING_OPS and _unpack("!i", head[1:5])[0] == n - 6:
+                    reader.take(5)
+                    data = reader.take(n - 6)
+                    last = reader.take(1)
+                    payload = last == OP_STOP and _String(head[:1], data) or head + data + last
+            if payload is None:
+                payload = n and reader.take(n) or EMPTY
             self._header = None
             self._dispatch_lock.acquire()
             try:
@@ -1377,9 +1599,9 @@ class Gateway(object):
                 # reference does, the data goes nowhere.
                 return
             try:
-                item = loads_internal(payload, ch._strconfig, self)
+                item = _load(payload, ch._strconfig, self)
             except Exception:
-                ch._close("LoadError: " + traceback.format_exc())
+                ch._close("LoadError: " + _format_exc())
                 return
             ch._items.put(item)
         elif code == CHANNEL_EXEC:
@@ -1387,7 +1609,7 @@ class Gateway(object):
             try:
                 source, filename, call_name, kwargs = loads_internal(payload, (True, False), self)
             except Exception:
-                ch._close("LoadError: bad CHANNEL_EXEC payload: " + traceback.format_exc())
+                ch._close("LoadError: bad CHANNEL_EXEC payload: " + _format_exc())
                 return
             if call_name:
                 _debug("channel %d: call %s" % (id, call_name))
@@ -1408,32 +1630,9 @@ class Gateway(object):
                 error = str(error)
             self._remote_close(id, error, False)
         elif code == STATUS:
-            status = {
-                "numchannels": len(self._channels),
-                "numexecuting": self._executing,
-                "execmodel": self.execmodel.backend,
-            }
-            self._send(CHANNEL_DATA, id, dumps_parts(status))
-            self._send(CHANNEL_CLOSE, id)
+            self._status(id)
         elif code == RECONFIGURE:
-            try:
-                config = loads_internal(payload, (True, False), self)
-                if not isinstance(config, (tuple, list)) or len(config) != 2:
-                    raise LoadError("expected a pair of flags, got %r" % (config,))
-                config = (bool(config[0]), bool(config[1]))
-            except Exception:
-                raise ProtocolError(
-                    "RECONFIGURE for channel %d carries a bad payload (%s)"
-                    % (id, sys.exc_info()[1])
-                )
-            if id == 0:
-                self._strconfig = config
-            else:
-                ch = self._channels.get(id)
-                if ch is not None:
-                    ch._strconfig = config
-                else:
-                    self._chan_config[id] = config
+            self._reconfigure(id, payload)
         elif code == GATEWAY_TERMINATE:
             self._end("terminate")
 
@@ -1450,18 +1649,47 @@ class Gateway(object):
             except Exception:
                 self._callback_failed(id)
 
+    # cold: status, reconfiguration, callbacks
+    def _status(self, id):
+        status = {
+            "numchannels": len(self._channels),
+            "numexecuting": self._executing,
+            "execmodel": self.execmodel.backend,
+        }
+        self._send(CHANNEL_DATA, id, dumps_parts(status))
+        self._send(CHANNEL_CLOSE, id)
+
+    def _reconfigure(self, id, payload):
+        try:
+            config = loads_internal(payload, (True, False), self)
+            if not isinstance(config, (tuple, list)) or len(config) != 2:
+                raise LoadError("expected a pair of flags, got %r" % (config,))
+            config = (bool(config[0]), bool(config[1]))
+        except Exception:
+            raise ProtocolError(
+                "RECONFIGURE for channel %d carries a bad payload (%s)" % (id, sys.exc_info()[1])
+            )
+        if id == 0:
+            self._strconfig = config
+        else:
+            ch = self._channels.get(id)
+            if ch is not None:
+                ch._strconfig = config
+            else:
+                self._chan_config[id] = config
+
     def _call_back(self, id, cb, payload):
         ch = self._channels.get(id)
         config = ch is not None and ch._strconfig or self._strconfig
         try:
-            item = loads_internal(payload, config, self)
+            item = _load(payload, config, self)
             cb[0](item)
         except Exception:
             self._callback_failed(id)
 
     def _callback_failed(self, id):
         # As the reference does: the error closes this channel only, on both ends.
-        text = traceback.format_exc()
+        text = _format_exc()
         self._callbacks.pop(id, None)
         ch = self._channels.get(id)
         if ch is not None:
@@ -1469,6 +1697,7 @@ class Gateway(object):
             ch._finish(text)
         else:
             self._send(CHANNEL_CLOSE_ERROR, id, dumps_parts(text))
+    # end cold
 
     # ---------------------------------------------------------- execution
 
@@ -1483,7 +1712,7 @@ class Gateway(object):
                 namespace = {"channel": channel, "__name__": "__channelexec__"}
                 channel._executing = True
                 try:
-                    code = compile(_dedent(source) + "\n", filename or "<remote exec>", "exec")
+                    code = _compiled(source, filename)
                     exec(code, namespace)
                     if call_name:
                         func = namespace[call_name]
@@ -1499,7 +1728,7 @@ class Gateway(object):
             except KeyboardInterrupt:
                 error = INTERRUPT_TEXT
             except:  # noqa: E722 (everything, SystemExit too, as the reference does)
-                error = traceback.format_exc()
+                error = _format_exc()
             namespace = None
             try:
                 channel._close(error)
@@ -1513,6 +1742,7 @@ class Gateway(object):
 
     # ---------------------------------------------------------------- end
 
+    # cold: the end of the session
     def _end(self, why, detail=None):
         self._finished = True
         _debug("ending: %s" % (why,))
@@ -1535,6 +1765,7 @@ class Gateway(object):
                 stop()
             raise _SessionEnd()
         _shutdown(why)
+    # end cold
 
 
 # --------------------------------------------------------- process lifetime
@@ -1545,18 +1776,45 @@ def _prctl(option, arg):
     if not LINUX or JYTHON:
         return False
     try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        return libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0) == 0
+        return _prctl_function()(option, arg) == 0
     except Exception:
         return False
+
+
+def _prctl_function():
+    """prctl(option, arg) from the C library. The `ctypes` module takes 1.7 ms to import,
+    its C core alone 0.7 ms: CPython's core is used directly, the documented module
+    wherever that fails (PyPy's core differs)."""
+    try:
+        import _ctypes
+
+        class c_ulong(_ctypes._SimpleCData):  # noqa: N801 (ctypes' name)
+            _type_ = "L"
+
+        class c_int(_ctypes._SimpleCData):  # noqa: N801
+            _type_ = "i"
+
+        class Function(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL
+            _restype_ = c_int
+
+        class Libc(object):
+            _handle = _ctypes.dlopen(None, 0)
+
+        prctl = Function(("prctl", Libc()))
+        return lambda option, arg: prctl(option, c_ulong(arg), 0, 0, 0)
+    except Exception:
+        import ctypes
+
+        prctl = ctypes.CDLL(None).prctl
+        return lambda option, arg: prctl(option, ctypes.c_ulong(arg), 0, 0, 0)
 
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 
 
+# cold: the cleanup at the end
 def _proc_table():
     """{pid: (ppid, pgrp)} from /proc, or None where there is no /proc."""
     try:
@@ -1598,7 +1856,7 @@ def _kill_descendants():
     orphans and setsid() escapees below it). Stopping first keeps a process from
     forking a replacement while its parent is being killed. False where there is no
     /proc to read."""
-    import signal
+    signal = _signal_module()
 
     me = os.getpid()
     stopped = {}
@@ -1640,13 +1898,14 @@ def _cleanup():
     our process group when we lead it (a popen master, the socket server and sshd make
     us do so; a wrapper script that runs us does not, and its group is not ours)."""
     try:
-        import signal
+        signal = _signal_module()
 
         _kill_descendants()
         if hasattr(os, "getpgrp") and os.getpgrp() == os.getpid() and _group_has_others():
             os.killpg(os.getpgrp(), signal.SIGKILL)
     except Exception:
         pass
+# end cold
 
 
 _EXIT_CODES = {"terminate": 0, "eof": 0, "fatal": 1}
@@ -1685,13 +1944,14 @@ def _hard_exit(code):
 WATCHDOG_GRACE = 1.0
 
 
+# cold: the watchdog, compiled in its own process
 def _watchdog(agent, infd):
     """The body of a small forked process that takes the agent's process group down when
     the agent cannot: the agent died (the kernel sends SIGUSR1), or the master is gone
     (the agent's input hangs up) and the agent did not end within the grace period, as
     when its code holds the interpreter in C."""
     import select
-    import signal
+    signal = _signal_module()
     import time
 
     try:
@@ -1727,6 +1987,7 @@ def _watchdog(agent, infd):
         fire(0, None)
     finally:
         os._exit(0)
+# end cold
 
 
 def _arm_parent_death(infd):
@@ -1737,8 +1998,7 @@ def _arm_parent_death(infd):
     no Python handler can run: a forked watchdog then kills the process group."""
     if not LINUX or JYTHON:
         return
-    import signal
-
+    signal = _signal_module()
     parent = os.getppid()
 
     def hangup(signum, frame):
@@ -1880,13 +2140,17 @@ def _main(namespace):
     else:
         infd = os.dup(0)
         outfd = os.dup(1)
-        try:
-            import fcntl
+        # Kept from the user's child processes. Python 3.4 and later make every new
+        # descriptor so (PEP 446); older ones are told.
+        if sys.version_info < (3, 4):
+            try:
+                import fcntl
 
-            for fd in (infd, outfd):
-                fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.fcntl(fd, fcntl.F_GETFD) | fcntl.FD_CLOEXEC)
-        except Exception:
-            pass
+                for fd in (infd, outfd):
+                    flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+                    fcntl.fcntl(fd, fcntl.F_SETFD, flags | fcntl.FD_CLOEXEC)
+            except Exception:
+                pass
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.close(devnull)
@@ -1911,7 +2175,7 @@ def _main(namespace):
         return
     except BaseException:
         try:
-            gateway._end("fatal", "internal error, stopping:\n" + traceback.format_exc())
+            gateway._end("fatal", "internal error, stopping:\n" + _format_exc())
         except _SessionEnd:
             return
 
