@@ -1538,9 +1538,28 @@ class Gateway(object):
         if reader.available() < need:
             if not reader.fill(need - reader.available(), timeout):
                 return
+        dispatch = self._dispatch
+        dispatch_lock = self._dispatch_lock
+        small = min(BIG_PART, self._max_message + 1)
+        codes = len(MESSAGE_NAMES)
         while 1:
             header = self._header
             if header is None:
+                # The usual case, a whole small frame in the current chunk: taken by its
+                # offsets, with no call per step (a flood of small values is paced here).
+                buf = reader.buf
+                pos = reader.pos
+                if pos + 9 <= len(buf):
+                    code, id, n = _unpack_from("!bii", buf, pos)
+                    end = pos + 9 + n
+                    if 0 <= code < codes and 0 <= n < small and end <= len(buf):
+                        reader.pos = end
+                        dispatch_lock.acquire()
+                        try:
+                            dispatch(code, id, n and buf[pos + 9 : end] or EMPTY)
+                        finally:
+                            dispatch_lock.release()
+                        continue
                 if reader.available() < 9:
                     return
                 header = self._parse_header(reader.take(9))
@@ -1560,11 +1579,11 @@ class Gateway(object):
             if payload is None:
                 payload = n and reader.take(n) or EMPTY
             self._header = None
-            self._dispatch_lock.acquire()
+            dispatch_lock.acquire()
             try:
-                self._dispatch(header[0], header[1], payload)
+                dispatch(header[0], header[1], payload)
             finally:
-                self._dispatch_lock.release()
+                dispatch_lock.release()
 
     def _parse_header(self, raw):
         code, id, length = _unpack("!bii", raw)
