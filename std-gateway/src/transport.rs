@@ -11,7 +11,8 @@ use crate::gateway::{Link, Options};
 use crate::process::Process;
 use crate::spec::{ExecModel, Spec, Transport};
 
-/// Our Python agent, as the file is (what is sent is [`agent_as_sent`]).
+/// Our Python agent, as the file is (what is sent is `agent_as_sent`, with its cold parts
+/// as text).
 pub const AGENT_SOURCE: &str = include_str!("agent/agent.py");
 
 /// The agent as it is sent: [`AGENT_SOURCE`] with each part marked cold (from a line
