@@ -468,12 +468,15 @@ impl Channel {
     /// Sends a value: any `Serialize` type (see the mapping in [`execnet_core::serde`]),
     /// or a dynamic [`Value`] with its exact kinds (tuples, sets, Python 2 strings).
     ///
-    /// ```no_run
+    /// ```
     /// # let group = execnet::Group::new();
     /// # let gw = group.makegateway("popen//python=python3")?;
-    /// let ch = gw.remote_exec("channel.send(channel.receive())")?;
+    /// let ch = gw.remote_exec("for x in channel: channel.send(x)")?;
     /// ch.send(&("text", 42, vec![1.5, 2.5]))?;           // a tuple
     /// ch.send(&execnet::Value::Set(vec![1.into()]))?;    // or any Value
+    /// let back: (String, i64, Vec<f64>) = ch.receive()?;
+    /// assert_eq!(back, ("text".to_string(), 42, vec![1.5, 2.5]));
+    /// assert_eq!(ch.receive::<execnet::Value>()?.to_string(), "{1}");
     /// # Ok::<(), execnet::Error>(())
     /// ```
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
@@ -562,17 +565,17 @@ impl Channel {
     /// when the channel is closed, [`Error::Remote`] when the remote code failed,
     /// [`Error::GatewayDied`] when the other end is gone.
     ///
-    /// ```no_run
+    /// ```
     /// # let group = execnet::Group::new();
     /// # let gw = group.makegateway("popen//python=python3")?;
     /// let ch = gw.remote_exec("channel.send({'n': 1, 'tags': ('a', 'b')})")?;
     /// #[derive(serde::Deserialize)]
     /// struct Item { n: i64, tags: (String, String) }
     /// let item: Item = ch.receive()?;
-    /// # let _ = item;
+    /// assert_eq!((item.n, item.tags.1.as_str()), (1, "b"));
     /// let ch = gw.remote_exec("channel.send({1, 2.5})")?;
     /// let set: execnet::Value = ch.receive()?;            // Value::Set, as sent
-    /// # let _ = set;
+    /// assert_eq!(set.to_string(), "{1, 2.5}");
     /// # Ok::<(), execnet::Error>(())
     /// ```
     pub fn receive<T: DeserializeOwned + 'static>(&self) -> Result<T> {
@@ -679,7 +682,7 @@ impl Channel {
     /// (the gateway and its other channels go on); so does a value that does not decode
     /// as a `T`.
     ///
-    /// ```no_run
+    /// ```
     /// # let group = execnet::Group::new();
     /// # let gw = group.makegateway("popen//python=python3")?;
     /// let ch = gw.remote_exec("for i in range(3): channel.send(i)")?;

@@ -105,6 +105,22 @@ impl fmt::Display for Death {
 /// Each variant's text says what happened and includes its cause, so that printing an
 /// error once says it all; none has a [`source`](std::error::Error::source), so that
 /// printing the chain (as `anyhow`'s `{:#}` does) never says a thing twice.
+///
+/// ```
+/// use execnet::Error;
+/// let group = execnet::Group::new();
+/// let gw = group.makegateway("popen//python=python3")?;
+/// match gw.remote_exec("raise ValueError('bad input')")?.receive::<i64>() {
+///     Err(Error::Remote(e)) => {
+///         assert_eq!((e.exception_type(), e.message()), ("ValueError", "bad input"));
+///         assert!(e.traceback.contains("Traceback"));
+///     }
+///     other => panic!("expected the remote error, got {other:?}"),
+/// }
+/// // Refusals of this side are their own variants.
+/// assert!(matches!(group.makegateway("popen//nosuchkey=1"), Err(Error::Spec(_))));
+/// # Ok::<(), execnet::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

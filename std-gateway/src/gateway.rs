@@ -195,6 +195,17 @@ channel.send(dict(executable=sys.executable, version_info=tuple(sys.version_info
 
 /// A connection to one worker. Cloning gives another handle; dropping the last one ends
 /// the worker (see [`exit`](Self::exit)).
+///
+/// ```
+/// let group = execnet::Group::new();
+/// let gw = group.makegateway("popen//python=python3")?;
+/// let ch = gw.remote_exec("channel.send(channel.receive() * 2)")?;
+/// ch.send(&21)?;
+/// assert_eq!(ch.receive::<i64>()?, 42);
+/// gw.exit();
+/// assert!(!gw.is_alive());
+/// # Ok::<(), execnet::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Gateway {
     inner: Arc<GatewayHandle>,
@@ -447,6 +458,21 @@ impl Gateway {
     /// of the returned channel and `__name__ == "__channelexec__"`. The channel closes
     /// when the code finishes; if it raises, the channel's `receive` and `wait_close`
     /// give [`Error::Remote`] with the traceback.
+    ///
+    /// ```
+    /// let group = execnet::Group::new(); // dropping the group would end its gateways
+    /// let gw = group.makegateway("popen//python=python3")?;
+    /// let ch = gw.remote_exec(
+    ///     "
+    ///     for line in channel:
+    ///         channel.send(line.upper())
+    ///     ",
+    /// )?;
+    /// ch.send("hello")?;
+    /// assert_eq!(ch.receive::<String>()?, "HELLO");
+    /// ch.close()?;
+    /// # Ok::<(), execnet::Error>(())
+    /// ```
     pub fn remote_exec(&self, source: &str) -> Result<Channel> {
         self.open_channel(|e, slot| e.exec(source, None, None, &NoKwargs, slot))
     }
@@ -454,7 +480,7 @@ impl Gateway {
     /// As [`remote_exec`](Self::remote_exec), with `source` compiled under `file_name`,
     /// which tracebacks show.
     ///
-    /// ```no_run
+    /// ```
     /// let group = execnet::Group::new();
     /// let gw = group.makegateway("popen//python=python3")?;
     /// let err = gw.remote_exec_named("1 / 0", "setup_step.py")?.receive::<i64>().unwrap_err();
@@ -468,6 +494,17 @@ impl Gateway {
     /// The function form: runs `source` (which defines `call_name`), then calls
     /// `call_name(channel, **kwargs)`. `kwargs` must serialize to a dict with str keys
     /// (a struct or a map).
+    ///
+    /// ```
+    /// let group = execnet::Group::new(); // dropping the group would end its gateways
+    /// let gw = group.makegateway("popen//python=python3")?;
+    /// let source = "def scale(channel, values, factor):\n    channel.send([v * factor for v in values])\n";
+    /// #[derive(serde::Serialize)]
+    /// struct Args { values: Vec<i64>, factor: i64 }
+    /// let ch = gw.remote_exec_call(source, "scale", &Args { values: vec![1, 2, 3], factor: 10 })?;
+    /// assert_eq!(ch.receive::<Vec<i64>>()?, [10, 20, 30]);
+    /// # Ok::<(), execnet::Error>(())
+    /// ```
     pub fn remote_exec_call<K: Serialize + ?Sized>(
         &self,
         source: &str,
@@ -513,6 +550,15 @@ impl Gateway {
     /// The worker's executable, version, pid, working directory and platform, asked
     /// once and then remembered, as the reference's `_rinfo()` does; see
     /// [`refresh_rinfo`](Self::refresh_rinfo) for a fresh answer.
+    ///
+    /// ```
+    /// let group = execnet::Group::new(); // dropping the group would end its gateways
+    /// let gw = group.makegateway("popen//python=python3")?;
+    /// let info = gw.rinfo()?;
+    /// assert!(info.pid > 0 && info.version_info.0 >= 2);
+    /// println!("{} {:?} in {}", info.executable, info.version_info, info.cwd);
+    /// # Ok::<(), execnet::Error>(())
+    /// ```
     pub fn rinfo(&self) -> Result<RInfo> {
         if let Some(info) = crate::session::lock(&self.inner.rinfo).clone() {
             return Ok(info);
@@ -531,6 +577,14 @@ impl Gateway {
     }
 
     /// Asks the worker for its status (the STATUS message).
+    ///
+    /// ```
+    /// let group = execnet::Group::new(); // dropping the group would end its gateways
+    /// let gw = group.makegateway("popen//python=python3")?;
+    /// let status = gw.remote_status()?;
+    /// assert_eq!(status.numexecuting, 0);
+    /// # Ok::<(), execnet::Error>(())
+    /// ```
     pub fn remote_status(&self) -> Result<RemoteStatus> {
         let ch = self.open_channel(|e, slot| e.status(slot))?;
         ch.receive::<RemoteStatus>()
@@ -544,6 +598,17 @@ impl Gateway {
     /// exit timeout), then sends `SIGTERM` and finally `SIGKILL` to its process group,
     /// and takes it out of its group. Every blocked channel call returns an error. It
     /// never waits behind a send that blocks on a full pipe.
+    ///
+    /// ```
+    /// let group = execnet::Group::new();
+    /// let gw = group.makegateway("popen//python=python3//id=worker")?;
+    /// let ch = gw.remote_exec("channel.receive()")?; // waits for a value that never comes
+    /// gw.exit();
+    /// assert!(!gw.is_alive());
+    /// assert!(ch.receive::<i64>().is_err());
+    /// assert!(group.get("worker").is_none()); // no longer in its group
+    /// # Ok::<(), execnet::Error>(())
+    /// ```
     pub fn exit(&self) {
         self.exit_timeout(Duration::from_secs(5));
     }

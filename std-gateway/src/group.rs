@@ -133,7 +133,13 @@ impl Group {
         let mut spec = Spec::parse(spec)?;
         // A dead gateway gives its id up to a new one (a respawn with the same spec).
         lock(&self.inner.gateways).retain(Gateway::is_alive);
-        let id = self.allocate_id(&mut spec)?;
+        self.allocate_id(&mut spec)?;
+        self.open(spec)
+    }
+
+    /// Starts a gateway for a spec that has its id, not yet in the group's list.
+    fn open(&self, mut spec: Spec) -> Result<Gateway> {
+        let id = spec.id.clone().unwrap_or_default();
         spec.execmodel.get_or_insert(self.execmodel());
         let gw = match &spec.via {
             Some(via) => {
@@ -149,22 +155,38 @@ impl Group {
     }
 
     /// Starts gateways for all `specs` in parallel; returns them in the same order, or
-    /// the first error (the others that started stay in the group). They join the group
-    /// in that order too, whichever started first.
+    /// the first error (the others that started stay in the group). Their ids are given
+    /// and they join the group in that order too, whichever started first.
     pub fn makegateways<S: AsRef<str> + Sync>(&self, specs: &[S]) -> Result<Vec<Gateway>> {
-        // Two specs of one call naming the same id would both start before either joins.
+        // Ids are given in spec order before anything starts, as one makegateway after
+        // another would give them; two specs of one call naming the same id would both
+        // start before either joins, and a `gwN` given to one must not be another's `id=`.
+        let mut parsed = specs
+            .iter()
+            .map(|spec| Spec::parse(spec.as_ref()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let mut named = std::collections::BTreeSet::new();
-        for spec in specs {
-            if let Some(id) = Spec::parse(spec.as_ref())?.id {
+        for spec in &parsed {
+            if let Some(id) = &spec.id {
                 if !named.insert(id.clone()) {
-                    return Err(Error::DuplicateId(id));
+                    return Err(Error::DuplicateId(id.clone()));
                 }
             }
         }
+        lock(&self.inner.gateways).retain(Gateway::is_alive);
+        for spec in &mut parsed {
+            if spec.id.is_some() {
+                self.allocate_id(spec)?;
+                continue;
+            }
+            while named.contains(&self.allocate_id(spec)?) {
+                spec.id = None;
+            }
+        }
         let results: Vec<Result<Gateway>> = thread::scope(|s| {
-            let started: Vec<_> = specs
-                .iter()
-                .map(|spec| s.spawn(move || self.start(spec.as_ref())))
+            let started: Vec<_> = parsed
+                .into_iter()
+                .map(|spec| s.spawn(move || self.open(spec)))
                 .collect();
             started
                 .into_iter()

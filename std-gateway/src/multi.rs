@@ -11,6 +11,17 @@ use crate::channel::Channel;
 use crate::error::{Error, Result};
 
 /// A set of channels, typically one per gateway of a [`Group`](crate::Group).
+///
+/// ```
+/// let group = execnet::Group::new();
+/// group.makegateways(&["popen//python=python3", "popen//python=python3"])?;
+/// let mc = group.remote_exec("channel.send(channel.receive() + channel.gateway.id)")?;
+/// mc.send_each("hello from ")?;
+/// let answers: Vec<String> = mc.receive_each()?;
+/// assert_eq!(answers, ["hello from gw0-worker", "hello from gw1-worker"]); // spec order
+/// mc.wait_close(None)?;
+/// # Ok::<(), execnet::Error>(())
+/// ```
 pub struct MultiChannel {
     channels: Vec<Channel>,
 }
@@ -51,10 +62,12 @@ impl MultiChannel {
     /// (through callbacks), each tagged with the channel's position; each channel's end
     /// comes as [`QueueItem::End`].
     ///
-    /// ```no_run
+    /// With a gateway to each interpreter (here twice the same one):
+    ///
+    /// ```
     /// # use execnet::multi::QueueItem;
     /// let group = execnet::Group::new();
-    /// group.makegateways(&["popen//python=python3", "popen//python=python2.7"])?;
+    /// group.makegateways(&["popen//python=python3", "popen//python=python3"])?;
     /// let mc = group.remote_exec("import sys; channel.send(sys.version_info[0])")?;
     /// let queue = mc.make_receive_queue::<i64>()?;
     /// let mut majors = Vec::new();

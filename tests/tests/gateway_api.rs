@@ -228,3 +228,36 @@ fn makegateway_without_a_group_uses_the_default_one() {
     gw.exit_timeout(Duration::from_secs(2));
     assert!(execnet::default_group().get(gw.id()).is_none());
 }
+
+/// `makegateways` gives ids in spec order, as one `makegateway` after another would,
+/// whichever gateway starts first; an automatic `gwN` never takes an `id=` of the same
+/// call.
+#[test]
+fn makegateways_gives_ids_in_spec_order() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    let plain = spec(&py);
+    let specs = [
+        plain.clone(),
+        format!("{plain}//id=gw1"),
+        plain.clone(),
+        plain.clone(),
+    ];
+    for _ in 0..3 {
+        let group = execnet::Group::new();
+        let gws = group.makegateways(&specs).unwrap();
+        let ids: Vec<&str> = gws.iter().map(|g| g.id()).collect();
+        assert_eq!(ids, ["gw0", "gw1", "gw2", "gw3"]);
+        let seen: Vec<String> = group
+            .remote_exec("channel.send(channel.gateway.id)")
+            .unwrap()
+            .receive_each()
+            .unwrap();
+        assert_eq!(
+            seen,
+            ["gw0-worker", "gw1-worker", "gw2-worker", "gw3-worker"]
+        );
+        group.terminate(Duration::from_secs(5));
+    }
+}

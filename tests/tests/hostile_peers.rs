@@ -303,3 +303,37 @@ fn exit_is_not_held_up_by_a_send_blocked_on_a_full_pipe() {
     group.terminate(Duration::from_secs(1));
     assert!(gone(pid));
 }
+
+/// `send_timeout` against a worker that never reads: a small value goes out at once (the
+/// pipe takes it); one larger than the pipe gives up with `Timeout` when the time runs
+/// out, and the gateway, whose stream now holds half a value, is closed.
+#[test]
+fn send_timeout_gives_up_on_a_worker_that_never_reads() {
+    let Some(p) = fake(
+        "never-reads-timeout",
+        "out.write(b'1'); out.flush()\ntime.sleep(30)",
+    ) else {
+        return;
+    };
+    let (group, gw) = start(&p);
+    let gw = gw.unwrap();
+    let pid = gw.pid().unwrap();
+    let ch = gw.newchannel().unwrap();
+    ch.send_timeout(&42, Duration::from_secs(5)).unwrap();
+    let t = Instant::now();
+    let err = ch
+        .send_timeout(
+            &execnet::Value::Bytes(vec![0u8; 16 << 20]),
+            Duration::from_millis(500),
+        )
+        .unwrap_err();
+    let waited = t.elapsed();
+    assert!(matches!(err, Error::Timeout(_)), "{err}");
+    assert!(
+        waited >= Duration::from_millis(450) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert!(gw.wait_dead(Duration::from_secs(3)).is_some());
+    group.terminate(Duration::from_secs(1));
+    assert!(gone(pid));
+}
