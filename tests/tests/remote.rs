@@ -45,7 +45,23 @@ fn ssh_api_suite_and_failures() {
         true,
         false,
     );
+    // `python=` split as a shell would, and quoted again for the remote shell: an
+    // interpreter path with a space and an environment value with one.
+    let dir = std::env::temp_dir().join(format!("execnet ssh split {}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("py 3");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&py3.path, &link).unwrap();
+    let escaped = link.display().to_string().replace(' ', "\\ ");
+    let gw = group
+        .makegateway(&sshd.spec(Path::new(&format!("env 'EXECNET_SPLIT=a b' {escaped}"))))
+        .unwrap();
+    let ch = gw
+        .remote_exec("import os\nchannel.send(os.environ['EXECNET_SPLIT'])\n")
+        .unwrap();
+    assert_eq!(ch.receive::<String>().unwrap(), "a b");
     group.terminate(Duration::from_secs(2));
+    let _ = std::fs::remove_dir_all(&dir);
 
     let options = Options::new()
         .connect_timeout(Duration::from_secs(3))
