@@ -337,3 +337,29 @@ fn send_timeout_gives_up_on_a_worker_that_never_reads() {
     group.terminate(Duration::from_secs(1));
     assert!(gone(pid));
 }
+
+/// A worker sends `set(float('nan') for _ in range(50000))`: NaNs are never equal to each
+/// other, so every one is a member, and receiving them is linear (it took 37 s when the
+/// duplicate index probed each NaN against the others).
+#[test]
+fn a_set_of_fifty_thousand_nans_from_a_worker_is_received_quickly() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    let group = Group::new();
+    let gw = group
+        .makegateway(&format!("popen//python={}", py.path.display()))
+        .unwrap();
+    let ch = gw
+        .remote_exec("channel.send(set(float('nan') for _ in range(50000)))")
+        .unwrap();
+    let t = Instant::now();
+    let value: Value = ch.receive().unwrap();
+    let took = t.elapsed();
+    assert!(
+        matches!(&value, Value::Set(items) if items.len() == 50_000),
+        "a set of 50,000 members"
+    );
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    group.terminate(Duration::from_secs(2));
+}

@@ -37,11 +37,13 @@ fn a_gateway_start_and_a_frame_exchange_are_traced() {
         .finish();
     // Global: the reader thread records the frames that come in.
     tracing::subscriber::set_global_default(subscriber).unwrap();
+    let pid;
     {
         let group = Group::new();
         let gw = group
             .makegateway(&format!("popen//python={}//id=traced", py.path.display()))
             .unwrap();
+        pid = gw.pid().unwrap();
         let ch = gw
             .remote_exec("channel.send(channel.receive() + 1)")
             .unwrap();
@@ -51,9 +53,11 @@ fn a_gateway_start_and_a_frame_exchange_are_traced() {
         gw.exit_timeout(Duration::from_secs(2));
     }
     let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let pid_field = format!("pid={pid}");
     let expect = [
         "starting the worker",
         py.path.to_str().unwrap(),
+        pid_field.as_str(),
         "handshake complete",
         "frame out code=\"CHANNEL_EXEC\" channel=1",
         "frame out code=\"CHANNEL_DATA\" channel=1 len=6",
@@ -61,6 +65,8 @@ fn a_gateway_start_and_a_frame_exchange_are_traced() {
         "frame in code=\"CHANNEL_CLOSE\" channel=1 len=0",
         "frame out code=\"GATEWAY_TERMINATE\" channel=0",
         "gateway ended",
+        // Its cause: the worker ended as told.
+        "cause=",
     ];
     let mut at = 0;
     for needle in expect {
