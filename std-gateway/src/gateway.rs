@@ -123,15 +123,26 @@ impl Default for Options {
     }
 }
 
-/// Reads the handshake byte, then frames until the stream ends; reports the handshake
-/// first.
+/// Reads the handshake byte (after the compiled agent's report, when one was asked
+/// for), then frames until the stream ends; reports the handshake first.
 fn reader_thread(
     session: Arc<Session>,
     mut input: Box<dyn Read + Send>,
     handshake: mpsc::Sender<std::result::Result<(), String>>,
+    mut report: Option<Vec<String>>,
 ) {
     let mut first = [0u8; 1];
-    match input.read_exact(&mut first) {
+    let mut read = input.read_exact(&mut first);
+    if read.is_ok() && first == *b"C" {
+        if let Some(argv) = report.take() {
+            if let Err(why) = crate::compiled::read_report(&mut input, argv) {
+                let _ = handshake.send(Err(why));
+                return;
+            }
+            read = input.read_exact(&mut first);
+        }
+    }
+    match read {
         Ok(()) if first == *b"1" => {
             let _ = handshake.send(Ok(()));
         }
@@ -237,6 +248,9 @@ pub(crate) struct Link {
     pub(crate) output: Box<dyn Write + Send>,
     pub(crate) process: Option<Process>,
     pub(crate) closer: Option<Box<dyn Fn() + Send + Sync>>,
+    /// The worker's command line when its agent was asked to report its compiled code
+    /// (see [`crate::compiled`]).
+    pub(crate) report_compiled: Option<Vec<String>>,
 }
 
 /// Checks that a value encodes as a dict, without writing it anywhere.
@@ -292,6 +306,7 @@ impl Gateway {
             output,
             process,
             closer,
+            report_compiled,
         } = link;
         let session = Session::new(SessionConfig {
             name: id.into(),
@@ -323,7 +338,7 @@ impl Gateway {
         let reader_session = session.clone();
         thread::Builder::new()
             .name(format!("execnet-reader-{id}"))
-            .spawn(move || reader_thread(reader_session, input, tx))?;
+            .spawn(move || reader_thread(reader_session, input, tx, report_compiled))?;
         match rx.recv_timeout(options.startup_timeout) {
             Ok(Ok(())) => tracing::debug!("handshake complete"),
             Ok(Err(why)) => {

@@ -108,6 +108,7 @@ mod auth;
 pub mod bootstrap;
 mod budget;
 pub mod channel;
+pub(crate) mod compiled;
 pub mod distribute;
 pub mod error;
 pub mod gateway;

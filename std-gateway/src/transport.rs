@@ -164,6 +164,9 @@ pub struct AgentConfig {
     pub nice: Option<i32>,
     /// The gateway id, shown to remote code as `channel.gateway.id` (`ID-worker`).
     pub id: Option<String>,
+    /// Whether the agent reports its compiled code before the handshake byte (see
+    /// [`crate::compiled`]).
+    pub report_code: bool,
 }
 
 impl Default for AgentConfig {
@@ -173,6 +176,7 @@ impl Default for AgentConfig {
             max_message: execnet_core::Limits::DEFAULT.max_message,
             nice: None,
             id: None,
+            report_code: false,
         }
     }
 }
@@ -185,14 +189,20 @@ impl AgentConfig {
             max_message,
             nice: spec.nice,
             id: spec.id.clone(),
+            report_code: false,
         }
     }
 
     /// The Python statement that hands this configuration to the agent: on the agent's
     /// first line, before its comment, so that the agent's lines keep their numbers.
     fn statement(&self) -> String {
+        format!("execnet_config = {}  ", self.dict_literal())
+    }
+
+    /// The configuration as a Python dict literal.
+    pub(crate) fn dict_literal(&self) -> String {
         let mut s = format!(
-            "execnet_config = {{'execmodel': '{}', 'max_message': {}",
+            "{{'execmodel': '{}', 'max_message': {}",
             self.execmodel.as_str(),
             self.max_message
         );
@@ -207,7 +217,10 @@ impl AgentConfig {
         if std::env::var_os("EXECNET_DEBUG").is_some_and(|v| !v.is_empty() && v != "0") {
             s.push_str(", 'debug': 1");
         }
-        s.push_str("}  ");
+        if self.report_code {
+            s.push_str(", 'report_code': 1");
+        }
+        s.push('}');
         s
     }
 }
@@ -298,15 +311,24 @@ fn spawn_worker(argv: &[String], spec: &Spec, options: &Options, local_env: bool
             program: program.clone(),
             error,
         })?;
-    let config = AgentConfig::for_spec(spec, options.limits.max_message);
+    let mut config = AgentConfig::for_spec(spec, options.limits.max_message);
+    // The compiled agent an earlier worker of this command line reported, or else a
+    // request for this one's.
+    let compiled = crate::compiled::lookup(argv);
+    config.report_code = compiled.is_none();
+    tracing::debug!(compiled = compiled.is_some(), "sending the agent");
     // A failed write means the worker died at once; the handshake reports why.
-    let _ = pipes.stdin.write_all(&bootstrap_payload_with(&config));
+    let _ = pipes.stdin.write_all(&crate::compiled::bootstrap_line(
+        &config,
+        compiled.as_deref(),
+    ));
     let _ = pipes.stdin.flush();
     Ok(Link {
         input: Box::new(pipes.stdout),
         output: Box::new(pipes.stdin),
         process: Some(process),
         closer: None,
+        report_compiled: config.report_code.then(|| argv.to_vec()),
     })
 }
 
@@ -366,6 +388,7 @@ fn socket(
             output: Box::new(stream),
             process: None,
             closer,
+            report_compiled: None,
         });
     };
     stream.set_read_timeout(Some(options.connect_timeout))?;
@@ -389,6 +412,7 @@ fn socket(
         output: Box::new(output),
         process: None,
         closer,
+        report_compiled: None,
     })
 }
 
@@ -491,6 +515,7 @@ mod tests {
             max_message: 1000,
             nice: Some(5),
             id: Some("gw'1".into()),
+            report_code: false,
         };
         let line = String::from_utf8(bootstrap_payload_with(&cfg)).unwrap();
         assert!(line.starts_with(

@@ -51,12 +51,20 @@ fn a_gateway_start_and_a_frame_exchange_are_traced() {
         assert_eq!(ch.receive::<i64>().unwrap(), 42);
         ch.wait_close(Some(Duration::from_secs(10))).unwrap();
         gw.exit_timeout(Duration::from_secs(2));
+        // A second worker of the same command is sent the code the first one compiled.
+        let again = group
+            .makegateway(&format!("popen//python={}//id=again", py.path.display()))
+            .unwrap();
+        let ch = again.remote_exec("channel.send(7)").unwrap();
+        assert_eq!(ch.receive::<i64>().unwrap(), 7);
+        again.exit_timeout(Duration::from_secs(2));
     }
     let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     let pid_field = format!("pid={pid}");
     let expect = [
         "starting the worker",
         py.path.to_str().unwrap(),
+        "sending the agent compiled=false",
         pid_field.as_str(),
         "handshake complete",
         "frame out code=\"CHANNEL_EXEC\" channel=1",
@@ -67,6 +75,7 @@ fn a_gateway_start_and_a_frame_exchange_are_traced() {
         "gateway ended",
         // Its cause: the worker ended as told.
         "cause=",
+        "sending the agent compiled=true",
     ];
     let mut at = 0;
     for needle in expect {
@@ -77,7 +86,7 @@ fn a_gateway_start_and_a_frame_exchange_are_traced() {
     }
     for line in log.lines().filter(|l| l.contains("frame ")) {
         assert!(
-            line.contains("gateway{id=traced"),
+            line.contains("gateway{id=traced") || line.contains("gateway{id=again"),
             "outside the span: {line}"
         );
     }

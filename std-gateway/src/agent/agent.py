@@ -2112,6 +2112,23 @@ def _install_execnet_module(namespace):
 # ------------------------------------------------------------------- startup
 
 
+def _report_code(io, code):
+    """For a master that asked: this agent's compiled code and the interpreter's
+    sys.version, before the handshake byte, so that the next worker it starts with the
+    same command is sent the code and need not compile the source. Nothing where the
+    code cannot be marshalled (Jython)."""
+    try:
+        import marshal
+
+        blob = marshal.dumps(code)
+    except Exception:
+        return
+    version = sys.version
+    if PY3:
+        version = version.encode("utf-8", "replace")
+    io.write(_b("C") + _pack("!ii", len(version), len(blob)) + version + blob)
+
+
 def _main(namespace):
     global _DEBUG
     config = namespace.get("execnet_config") or {}
@@ -2177,6 +2194,8 @@ def _main(namespace):
         io = _FdIO(infd, outfd)
         _arm_parent_death(infd)
     gateway = Gateway(io, execmodel, max_message, config.get("id") or "<worker>", hosted)
+    if config.get("report_code"):
+        _report_code(io, namespace.get("execnet_agent_code"))
     io.write(_b("1"))
     _debug(
         "started: %s %s, execmodel %s"
