@@ -88,7 +88,9 @@ class Bench:
         return {"mib_s": mibs, "worker_cpu_ms_per_mib": (proc_cpu(self.pid) - c) * 1e3 / mib}
 
     def run(self, cmd, n, k):
-        if cmd == "startup":
+        # The reference compiles its bootstrap every time: a command's first gateway and
+        # its later ones cost the same.
+        if cmd in ("startup", "startup_first"):
             ms = []
             for _ in range(n):
                 t = time.perf_counter()

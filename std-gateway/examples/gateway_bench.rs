@@ -7,7 +7,8 @@
 //!
 //! | command | measures |
 //! |---|---|
-//! | `startup K` | K fresh gateways, spec to first reply (ms each) |
+//! | `startup K` | K fresh gateways, spec to first reply (ms each); the command line's worker has started before, so the agent is sent as the code that worker compiled |
+//! | `startup_first K` | the same, each with a command line of its own (`-X execnet_first=N`), so the agent is compiled from source, as for a command's first gateway |
 //! | `rtt N` | N round trips of a small int on one channel (mean, and CPU per round trip of this process and of the worker) |
 //! | `rtt_slow N` | the same with a worker that takes 1 ms to answer |
 //! | `small_up N`, `small_down N` | N small tuples one way, then one reply (messages per second) |
@@ -68,6 +69,9 @@ fn bytes_len(v: Value) -> Res<usize> {
 
 struct Bench {
     spec: String,
+    python: String,
+    /// Makes each `startup_first` command line new.
+    first: usize,
     _group: Group,
     gw: Gateway,
     pid: u32,
@@ -101,6 +105,8 @@ impl Bench {
         let mirror = rust.remote_exec_call("", "mirror", &Value::Dict(vec![]))?;
         Ok(Bench {
             spec,
+            python: python.to_string(),
+            first: 0,
             _group: group,
             gw,
             pid,
@@ -112,12 +118,18 @@ impl Bench {
 
     fn run(&mut self, cmd: &str, n: usize, k: usize) -> Res<String> {
         Ok(match cmd {
-            "startup" => {
+            "startup" | "startup_first" => {
                 let mut ms = Vec::new();
                 for _ in 0..n {
+                    let spec = if cmd == "startup" {
+                        self.spec.clone()
+                    } else {
+                        self.first += 1;
+                        format!("popen//python={} -X execnet_first={}", self.python, self.first)
+                    };
                     let t = Instant::now();
                     let group = Group::new();
-                    let gw = group.makegateway(&self.spec)?;
+                    let gw = group.makegateway(&spec)?;
                     gw.remote_exec("channel.send(1)")?.receive::<i64>()?;
                     ms.push(t.elapsed().as_secs_f64() * 1e3);
                     group.terminate(Duration::from_secs(2));

@@ -177,6 +177,7 @@ fn gateway_bench() {
     };
     let commands = [
         ("startup 1", "\"ms\": ["),
+        ("startup_first 1", "\"ms\": ["),
         ("rtt 20", "\"worker_cpu_us\""),
         ("rtt_slow 2", "\"cpu_us\""),
         ("small_up 50", "\"per_s\""),
