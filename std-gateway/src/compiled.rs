@@ -12,9 +12,11 @@
 //! entry costs a compile and nothing else. Interpreters whose code cannot be marshalled
 //! (Jython) report nothing and are always sent the source.
 //!
-//! Only what this process started itself is remembered, in memory: nothing is written
-//! anywhere, and a worker only ever receives code that a worker of the same command line
-//! and the same `sys.version` produced.
+//! Only local (popen) workers take part, and only what this process started itself is
+//! remembered, in memory: nothing is written anywhere, and a worker only ever receives
+//! code that a worker of the same command line and the same `sys.version` on this machine
+//! produced. An ssh destination may reach a different host each time; one host's report
+//! is never sent to another.
 
 use std::collections::HashMap;
 use std::io::Read;

@@ -313,9 +313,16 @@ fn spawn_worker(argv: &[String], spec: &Spec, options: &Options, local_env: bool
         })?;
     let mut config = AgentConfig::for_spec(spec, options.limits.max_message);
     // The compiled agent an earlier worker of this command line reported, or else a
-    // request for this one's.
-    let compiled = crate::compiled::lookup(argv);
-    config.report_code = compiled.is_none();
+    // request for this one's: for local interpreters only, where the worker that reports
+    // and the workers that are sent its code run the same binary of this machine (an ssh
+    // destination may reach another host each time, which must not run code that one
+    // host produced).
+    let compiled = if local_env {
+        crate::compiled::lookup(argv)
+    } else {
+        None
+    };
+    config.report_code = local_env && compiled.is_none();
     tracing::debug!(compiled = compiled.is_some(), "sending the agent");
     // A failed write means the worker died at once; the handshake reports why.
     let _ = pipes.stdin.write_all(&crate::compiled::bootstrap_line(
