@@ -125,7 +125,10 @@ impl Bench {
                         self.spec.clone()
                     } else {
                         self.first += 1;
-                        format!("popen//python={} -X execnet_first={}", self.python, self.first)
+                        format!(
+                            "popen//python={} -X execnet_first={}",
+                            self.python, self.first
+                        )
                     };
                     let t = Instant::now();
                     let group = Group::new();
