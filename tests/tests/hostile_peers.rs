@@ -273,18 +273,22 @@ fn closes_stdin_early() {
     assert!(gone(pid));
 }
 
-#[test]
-fn exit_is_not_held_up_by_a_send_blocked_on_a_full_pipe() {
-    let Some(p) = fake(
-        "never-reads",
-        "out.write(b'1'); out.flush()\ntime.sleep(30)",
-    ) else {
-        return;
-    };
+/// A worker that answers the handshake and never reads: its group, gateway, pid and a
+/// fresh channel to it.
+fn never_reads(name: &str) -> Option<(Group, execnet::Gateway, u32, execnet::Channel)> {
+    let p = fake(name, "out.write(b'1'); out.flush()\ntime.sleep(30)")?;
     let (group, gw) = start(&p);
     let gw = gw.unwrap();
     let pid = gw.pid().unwrap();
     let ch = gw.newchannel().unwrap();
+    Some((group, gw, pid, ch))
+}
+
+#[test]
+fn exit_is_not_held_up_by_a_send_blocked_on_a_full_pipe() {
+    let Some((group, gw, pid, ch)) = never_reads("never-reads") else {
+        return;
+    };
     // The worker never reads: this send fills the pipe and blocks.
     let sender = std::thread::spawn(move || {
         ch.send(&execnet::Value::Bytes(vec![0u8; 16 << 20]))
@@ -309,16 +313,9 @@ fn exit_is_not_held_up_by_a_send_blocked_on_a_full_pipe() {
 /// out, and the gateway, whose stream now holds half a value, is closed.
 #[test]
 fn send_timeout_gives_up_on_a_worker_that_never_reads() {
-    let Some(p) = fake(
-        "never-reads-timeout",
-        "out.write(b'1'); out.flush()\ntime.sleep(30)",
-    ) else {
+    let Some((group, gw, pid, ch)) = never_reads("never-reads-timeout") else {
         return;
     };
-    let (group, gw) = start(&p);
-    let gw = gw.unwrap();
-    let pid = gw.pid().unwrap();
-    let ch = gw.newchannel().unwrap();
     ch.send_timeout(&42, Duration::from_secs(5)).unwrap();
     let t = Instant::now();
     let err = ch
