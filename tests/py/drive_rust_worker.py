@@ -64,6 +64,8 @@ def main():
 
     ch = gw.remote_exec(add, a=2**70, b=-5)
     assert ch.receive() == 2**70 - 5
+    # Until its channel closes, the call still counts as executing (below).
+    ch.waitclose(10)
 
     for func, kw, text in [(fail, {"message": "boom"}, "boom"), (nosuch, {}, "no Rust function"), ("x = 1", {}, "cannot run Python source")]:
         ch = gw.remote_exec(func, **kw)

@@ -1835,7 +1835,7 @@ PR_SET_CHILD_SUBREAPER = 36
 
 # cold: the cleanup at the end
 def _proc_table():
-    """{pid: (ppid, pgrp)} from /proc, or None where there is no /proc."""
+    """{pid: (ppid, pgrp, state)} from /proc, or None where there is no /proc."""
     try:
         names = os.listdir("/proc")
     except Exception:
@@ -1851,7 +1851,7 @@ def _proc_table():
             finally:
                 f.close()
             fields = stat[stat.rfind(")") + 2 :].split()
-            table[int(name)] = (int(fields[1]), int(fields[2]))
+            table[int(name)] = (int(fields[1]), int(fields[2]), fields[0])
         except Exception:
             continue
     return table
@@ -1859,8 +1859,8 @@ def _proc_table():
 
 def _descendants(table, root):
     children = {}
-    for pid, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
+    for pid, entry in table.items():
+        children.setdefault(entry[0], []).append(pid)
     found = []
     todo = [root]
     while todo:
@@ -1873,8 +1873,8 @@ def _descendants(table, root):
 def _kill_descendants():
     """Stops, then kills, every process below this one (the subreaper setting keeps
     orphans and setsid() escapees below it). Stopping first keeps a process from
-    forking a replacement while its parent is being killed. False where there is no
-    /proc to read."""
+    forking a replacement while its parent is being killed. The processes killed, or
+    None where there is no /proc to read."""
     signal = _signal_module()
 
     me = os.getpid()
@@ -1882,7 +1882,7 @@ def _kill_descendants():
     for _ in range(50):
         table = _proc_table()
         if table is None:
-            return False
+            return None
         fresh = [p for p in _descendants(table, me) if p not in stopped]
         if not fresh:
             break
@@ -1897,17 +1897,19 @@ def _kill_descendants():
             os.kill(pid, signal.SIGKILL)
         except Exception:
             pass
-    return True
+    return stopped
 
 
-def _group_has_others():
+def _group_has_others(killed):
+    """Whether our process group holds a live process besides us and those just
+    killed (the watchdog among them): then the group is killed, and we with it."""
     table = _proc_table()
-    if table is None:
+    if table is None or killed is None:
         return True
     me = os.getpid()
     pgrp = os.getpgrp()
-    for pid, (_, group) in table.items():
-        if group == pgrp and pid != me:
+    for pid, (_, group, state) in table.items():
+        if group == pgrp and pid != me and pid not in killed and state != "Z":
             return True
     return False
 
@@ -1919,8 +1921,12 @@ def _cleanup():
     try:
         signal = _signal_module()
 
-        _kill_descendants()
-        if hasattr(os, "getpgrp") and os.getpgrp() == os.getpid() and _group_has_others():
+        killed = _kill_descendants()
+        if (
+            hasattr(os, "getpgrp")
+            and os.getpgrp() == os.getpid()
+            and _group_has_others(killed)
+        ):
             os.killpg(os.getpgrp(), signal.SIGKILL)
     except Exception:
         pass
