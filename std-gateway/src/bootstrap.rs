@@ -2,9 +2,12 @@
 //! themselves (a fake interpreter in a test, a launcher, a worker that must recognize
 //! that it was started as one).
 //!
-//! A master starts `PYTHON -u -c BOOTSTRAP_LINE` and writes one line to its stdin: the
-//! agent's source as a Python string literal ([`agent_line`]). The agent then answers
-//! with the byte `1` and speaks the protocol on stdin and stdout.
+//! A master starts `PYTHON -u -c BOOTSTRAP_LINE` and writes one line to its stdin that
+//! evaluates to the agent: its source as a Python string literal ([`agent_line`], what
+//! socket servers and `via=` hops are sent), or, for the master's own local workers, an
+//! expression that gives the compiled agent (the code an earlier worker of the same
+//! command compiled, when its `sys.version` matches, else the source compiled). The agent
+//! then answers with the byte `1` and speaks the protocol on stdin and stdout.
 
 /// The command line that makes a Python interpreter read and run one line from stdin.
 pub use crate::transport::BOOTSTRAP_LINE;
