@@ -129,21 +129,27 @@ fn reader_thread(
     session: Arc<Session>,
     mut input: Box<dyn Read + Send>,
     handshake: mpsc::Sender<std::result::Result<(), String>>,
-    mut report: Option<Vec<String>>,
+    mut report_key: Option<Vec<String>>,
 ) {
     let mut first = [0u8; 1];
     let mut read = input.read_exact(&mut first);
-    if read.is_ok() && first == *b"C" {
-        if let Some(argv) = report.take() {
-            if let Err(why) = crate::compiled::read_report(&mut input, argv) {
+    let mut report = None;
+    if read.is_ok() && first == *b"C" && report_key.is_some() {
+        match crate::compiled::read_report(&mut input) {
+            Ok(r) => report = r,
+            Err(why) => {
                 let _ = handshake.send(Err(why));
                 return;
             }
-            read = input.read_exact(&mut first);
         }
+        read = input.read_exact(&mut first);
     }
     match read {
         Ok(()) if first == *b"1" => {
+            // Trusted only now, and only from a local interpreter (see `compiled`).
+            if let (Some(report), Some(key)) = (report, report_key.take()) {
+                report.accept(key, session.process.as_ref().map(Process::pid));
+            }
             let _ = handshake.send(Ok(()));
         }
         Ok(()) => {
@@ -248,9 +254,9 @@ pub(crate) struct Link {
     pub(crate) output: Box<dyn Write + Send>,
     pub(crate) process: Option<Process>,
     pub(crate) closer: Option<Box<dyn Fn() + Send + Sync>>,
-    /// The worker's command line when its agent was asked to report its compiled code
-    /// (see [`crate::compiled`]).
-    pub(crate) report_compiled: Option<Vec<String>>,
+    /// How the worker's start takes part in the compiled agents' cache
+    /// ([`crate::compiled`]).
+    pub(crate) compiled: crate::compiled::Use,
 }
 
 /// Checks that a value encodes as a dict, without writing it anywhere.
@@ -306,7 +312,7 @@ impl Gateway {
             output,
             process,
             closer,
-            report_compiled,
+            compiled,
         } = link;
         let session = Session::new(SessionConfig {
             name: id.into(),
@@ -336,10 +342,21 @@ impl Gateway {
         let started = std::time::Instant::now();
         let (tx, rx) = mpsc::channel();
         let reader_session = session.clone();
+        let report_key = match &compiled {
+            crate::compiled::Use::Report(key) => Some(key.clone()),
+            _ => None,
+        };
         thread::Builder::new()
             .name(format!("execnet-reader-{id}"))
-            .spawn(move || reader_thread(reader_session, input, tx, report_compiled))?;
-        match rx.recv_timeout(options.startup_timeout) {
+            .spawn(move || reader_thread(reader_session, input, tx, report_key))?;
+        let handshake = rx.recv_timeout(options.startup_timeout);
+        if let (crate::compiled::Use::Sent(key), false) =
+            (&compiled, matches!(handshake, Ok(Ok(()))))
+        {
+            // The code it was sent may be what failed: the next worker compiles.
+            crate::compiled::forget(key);
+        }
+        match handshake {
             Ok(Ok(())) => tracing::debug!("handshake complete"),
             Ok(Err(why)) => {
                 tracing::warn!(cause = %why, "handshake failed");

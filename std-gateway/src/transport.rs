@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::process::Command;
+use std::thread;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -306,36 +307,45 @@ fn spawn_worker(argv: &[String], spec: &Spec, options: &Options, local_env: bool
             cmd.env(k, v);
         }
     }
-    let (process, mut pipes) =
-        Process::spawn(cmd, options.output).map_err(|error| Error::Spawn {
-            program: program.clone(),
-            error,
-        })?;
+    let (process, pipes) = Process::spawn(cmd, options.output).map_err(|error| Error::Spawn {
+        program: program.clone(),
+        error,
+    })?;
     let mut config = AgentConfig::for_spec(spec, options.limits.max_message);
     // The compiled agent an earlier worker of this command line reported, or else a
-    // request for this one's: for local interpreters only, where the worker that reports
-    // and the workers that are sent its code run the same binary of this machine (an ssh
-    // destination may reach another host each time, which must not run code that one
-    // host produced).
+    // request for this one's; popen workers only (`crate::compiled` says which reports
+    // are trusted: an ssh destination, or a launcher in python=, may reach another host
+    // each time).
+    let key = crate::compiled::key(argv, &spec.env);
     let compiled = if local_env {
-        crate::compiled::lookup(argv)
+        crate::compiled::lookup(&key)
     } else {
         None
     };
     config.report_code = local_env && compiled.is_none();
     tracing::debug!(compiled = compiled.is_some(), "sending the agent");
-    // A failed write means the worker died at once; the handshake reports why.
-    let _ = pipes.stdin.write_all(&crate::compiled::bootstrap_line(
-        &config,
-        compiled.as_deref(),
-    ));
-    let _ = pipes.stdin.flush();
+    // Written by a thread of its own, so that the startup timeout also bounds a worker
+    // that never reads (a 200 KB line does not fit in a pipe of the default size); the
+    // session writes nothing before the handshake, which comes only after the whole line
+    // was read. A failed write means the worker died at once; the handshake reports why.
+    let line = crate::compiled::bootstrap_line(&config, compiled.as_deref());
+    let mut stdin =
+        std::fs::File::from(std::os::fd::AsFd::as_fd(&pipes.stdin).try_clone_to_owned()?);
+    thread::Builder::new()
+        .name("execnet-bootstrap".into())
+        .spawn(move || {
+            let _ = stdin.write_all(&line);
+        })?;
     Ok(Link {
         input: Box::new(pipes.stdout),
         output: Box::new(pipes.stdin),
         process: Some(process),
         closer: None,
-        report_compiled: config.report_code.then(|| argv.to_vec()),
+        compiled: match (&compiled, config.report_code) {
+            (Some(_), _) => crate::compiled::Use::Sent(key),
+            (None, true) => crate::compiled::Use::Report(key),
+            (None, false) => crate::compiled::Use::None,
+        },
     })
 }
 
@@ -395,7 +405,7 @@ fn socket(
             output: Box::new(stream),
             process: None,
             closer,
-            report_compiled: None,
+            compiled: crate::compiled::Use::None,
         });
     };
     stream.set_read_timeout(Some(options.connect_timeout))?;
@@ -419,7 +429,7 @@ fn socket(
         output: Box::new(output),
         process: None,
         closer,
-        report_compiled: None,
+        compiled: crate::compiled::Use::None,
     })
 }
 

@@ -83,7 +83,7 @@ pub(crate) fn open(through: &Gateway, spec: Spec, id: &str, options: &Options) -
         closer: Some(Box::new(move || {
             let _ = closer_ch.close();
         })),
-        report_compiled: None,
+        compiled: crate::compiled::Use::None,
     };
     Gateway::start(spec, id, options, link)
 }

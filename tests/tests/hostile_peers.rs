@@ -360,3 +360,52 @@ fn a_set_of_fifty_thousand_nans_from_a_worker_is_received_quickly() {
     assert!(took < Duration::from_secs(3), "{took:?}");
     group.terminate(Duration::from_secs(2));
 }
+
+/// A first worker whose report of its compiled agent is broken (a code object's first byte,
+/// then garbage): the next worker of the same command is sent it, fails to start, and the
+/// entry is forgotten, so the one after compiles the source and works.
+#[test]
+fn a_broken_compiled_agent_is_forgotten_after_one_failed_start() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("execnet-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("broken-report.py");
+    let _ = std::fs::remove_file(dir.join("broken-report.py.count"));
+    let script = format!(
+        "#!{}\n\
+         import os, sys, struct, time\n\
+         line = sys.stdin.readline()\n\
+         count = __file__ + '.count'\n\
+         n = int(open(count).read()) if os.path.exists(count) else 0\n\
+         open(count, 'w').write(str(n + 1))\n\
+         if n == 0:\n\
+         \x20   version = sys.version.encode()\n\
+         \x20   code = b'\\xe3 not marshal data'\n\
+         \x20   out = sys.stdout.buffer\n\
+         \x20   out.write(b'C' + struct.pack('!ii', len(version), len(code)) + version + code + b'1')\n\
+         \x20   out.flush()\n\
+         \x20   time.sleep(30)\n\
+         else:\n\
+         \x20   exec(eval(line))\n",
+        py.path.display()
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spec = format!("popen//python={}", path.display());
+    let group = Group::with_options(options());
+    // The first start completes its handshake: its report is taken.
+    let first = group.makegateway(&spec).unwrap();
+    first.exit_timeout(Duration::from_millis(200));
+    // The second is sent the broken code and fails.
+    let err = group.makegateway(&spec).unwrap_err();
+    assert!(matches!(err, Error::Bootstrap(_)), "{err}");
+    assert!(err.to_string().contains("marshal"), "{err}");
+    // The third compiles the source.
+    let third = group.makegateway(&spec).unwrap();
+    let ch = third.remote_exec("channel.send(6 * 7)").unwrap();
+    assert_eq!(ch.receive::<i64>().unwrap(), 42);
+    group.terminate(Duration::from_secs(2));
+}

@@ -2123,6 +2123,8 @@ def _report_code(io, code):
     sys.version, before the handshake byte, so that the next worker it starts with the
     same command is sent the code and need not compile the source. Nothing where the
     code cannot be marshalled (Jython)."""
+    if code is None:
+        return
     try:
         import marshal
 
