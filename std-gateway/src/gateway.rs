@@ -650,8 +650,13 @@ impl Gateway {
         self.session().shutdown(grace);
         let group = crate::session::lock(&self.inner.group).upgrade();
         if let Some(group) = group {
-            group.remove(self.id());
+            group.remove(self);
         }
+    }
+
+    /// Whether `other` is a handle of this very gateway (not merely one with its id).
+    pub(crate) fn same(&self, other: &Gateway) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// Whether the gateway is still connected.

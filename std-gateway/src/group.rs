@@ -31,6 +31,8 @@ pub struct Group {
 /// What a group holds; gateways point back at it weakly, to leave it on exit.
 pub(crate) struct Members {
     gateways: Mutex<Vec<Gateway>>,
+    /// Ids given to gateways that are still starting: taken as much as a live gateway's.
+    starting: Mutex<std::collections::BTreeSet<String>>,
     next: Mutex<usize>,
     options: Options,
     execmodel: Mutex<ExecModel>,
@@ -41,9 +43,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Members {
-    /// Takes the gateway `id` out of the group (it exited).
-    pub(crate) fn remove(&self, id: &str) {
-        lock(&self.gateways).retain(|g| g.id() != id);
+    /// Takes `gateway` out of the group (it exited): that handle's gateway, not whichever
+    /// has its id now.
+    pub(crate) fn remove(&self, gateway: &Gateway) {
+        lock(&self.gateways).retain(|g| !g.same(gateway));
+    }
+}
+
+/// An id held for a gateway that is starting; given back when dropped, once the gateway
+/// joined the group's list or failed to start.
+struct Reserved<'g> {
+    members: &'g Members,
+    id: String,
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        lock(&self.members.starting).remove(&self.id);
     }
 }
 
@@ -58,6 +74,7 @@ impl Group {
         Group {
             inner: Arc::new(Members {
                 gateways: Mutex::new(Vec::new()),
+                starting: Mutex::new(Default::default()),
                 next: Mutex::new(0),
                 options,
                 execmodel: Mutex::new(ExecModel::Thread),
@@ -103,7 +120,18 @@ impl Group {
     /// # Ok::<(), execnet::Error>(())
     /// ```
     pub fn allocate_id(&self, spec: &mut Spec) -> Result<String> {
-        let taken = |id: &str| self.get(id).is_some();
+        let starting = lock(&self.inner.starting);
+        self.allocate_id_among(spec, &starting)
+    }
+
+    /// [`allocate_id`](Self::allocate_id), where ids of gateways still starting (and
+    /// those in `starting`) are taken too.
+    fn allocate_id_among(
+        &self,
+        spec: &mut Spec,
+        starting: &std::collections::BTreeSet<String>,
+    ) -> Result<String> {
+        let taken = |id: &str| starting.contains(id) || self.get(id).is_some();
         if let Some(id) = &spec.id {
             if taken(id) {
                 return Err(Error::DuplicateId(id.clone()));
@@ -123,18 +151,55 @@ impl Group {
 
     /// Starts a gateway for `spec` and adds it to the group.
     pub fn makegateway(&self, spec: &str) -> Result<Gateway> {
-        let gw = self.start(spec)?;
+        let mut spec = Spec::parse(spec)?;
+        let reserved = self.reserve(std::slice::from_mut(&mut spec))?;
+        let gw = self.open(spec)?;
         lock(&self.inner.gateways).push(gw.clone());
+        drop(reserved);
         Ok(gw)
     }
 
-    /// Starts a gateway of this group, not yet in its list.
-    fn start(&self, spec: &str) -> Result<Gateway> {
-        let mut spec = Spec::parse(spec)?;
+    /// Gives each spec its id, in order, and holds the ids until the caller is done
+    /// starting them: an id is taken while its gateway starts as much as once it runs, so
+    /// concurrent starts never share one. Two specs naming the same id are refused, and a
+    /// `gwN` given to one is never another's `id=`.
+    fn reserve(&self, specs: &mut [Spec]) -> Result<Vec<Reserved<'_>>> {
+        let mut starting = lock(&self.inner.starting);
         // A dead gateway gives its id up to a new one (a respawn with the same spec).
         lock(&self.inner.gateways).retain(Gateway::is_alive);
-        self.allocate_id(&mut spec)?;
-        self.open(spec)
+        let mut named = std::collections::BTreeSet::new();
+        for spec in specs.iter() {
+            if let Some(id) = &spec.id {
+                if !named.insert(id.clone()) {
+                    return Err(Error::DuplicateId(id.clone()));
+                }
+            }
+        }
+        let mut ids = Vec::with_capacity(specs.len());
+        for spec in specs.iter_mut() {
+            let id = if spec.id.is_some() {
+                self.allocate_id_among(spec, &starting)?
+            } else {
+                loop {
+                    let id = self.allocate_id_among(spec, &starting)?;
+                    if !named.contains(&id) {
+                        break id;
+                    }
+                    spec.id = None;
+                }
+            };
+            ids.push(id);
+        }
+        for id in &ids {
+            starting.insert(id.clone());
+        }
+        Ok(ids
+            .into_iter()
+            .map(|id| Reserved {
+                members: &self.inner,
+                id,
+            })
+            .collect())
     }
 
     /// Starts a gateway for a spec that has its id, not yet in the group's list.
@@ -156,33 +221,17 @@ impl Group {
 
     /// Starts gateways for all `specs` in parallel; returns them in the same order, or
     /// the first error (the others that started stay in the group). Their ids are given
-    /// and they join the group in that order too, whichever started first.
+    /// and they join the group in that order too, whichever started first. A `via=` must
+    /// name a gateway already in the group: one started by the same call is not yet
+    /// ([`Error::NoSuchGateway`]); start the hop first.
     pub fn makegateways<S: AsRef<str> + Sync>(&self, specs: &[S]) -> Result<Vec<Gateway>> {
         // Ids are given in spec order before anything starts, as one makegateway after
-        // another would give them; two specs of one call naming the same id would both
-        // start before either joins, and a `gwN` given to one must not be another's `id=`.
+        // another would give them.
         let mut parsed = specs
             .iter()
             .map(|spec| Spec::parse(spec.as_ref()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let mut named = std::collections::BTreeSet::new();
-        for spec in &parsed {
-            if let Some(id) = &spec.id {
-                if !named.insert(id.clone()) {
-                    return Err(Error::DuplicateId(id.clone()));
-                }
-            }
-        }
-        lock(&self.inner.gateways).retain(Gateway::is_alive);
-        for spec in &mut parsed {
-            if spec.id.is_some() {
-                self.allocate_id(spec)?;
-                continue;
-            }
-            while named.contains(&self.allocate_id(spec)?) {
-                spec.id = None;
-            }
-        }
+        let reserved = self.reserve(&mut parsed)?;
         let results: Vec<Result<Gateway>> = thread::scope(|s| {
             let started: Vec<_> = parsed
                 .into_iter()
@@ -201,6 +250,7 @@ impl Group {
             members.push(gw.clone());
         }
         drop(members);
+        drop(reserved);
         results.into_iter().collect()
     }
 

@@ -261,3 +261,82 @@ fn makegateways_gives_ids_in_spec_order() {
         group.terminate(Duration::from_secs(5));
     }
 }
+
+/// Two concurrent starts naming the same `id=`: one gets it, the other is refused, even
+/// while the first is still starting; and an automatic `gwN` never takes an `id=` that a
+/// concurrent start holds.
+#[test]
+fn concurrent_starts_never_share_an_id() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    let plain = spec(&py);
+    for _ in 0..3 {
+        let group = execnet::Group::new();
+        let named = format!("{plain}//id=x");
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| group.makegateway(&named));
+            let b = s.spawn(|| group.makegateway(&named));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert!(
+            a.is_ok() != b.is_ok(),
+            "exactly one start gets id=x: {:?} {:?}",
+            a.as_ref().map(|g| g.id().to_string()),
+            b.as_ref().map(|g| g.id().to_string())
+        );
+        let err = a.err().or(b.err()).unwrap();
+        assert!(
+            matches!(err, execnet::Error::DuplicateId(ref id) if id == "x"),
+            "{err}"
+        );
+        let with_gw1 = format!("{plain}//id=gw1");
+        let (many, one) = std::thread::scope(|s| {
+            let many = s.spawn(|| group.makegateways(&[plain.clone(), plain.clone()]));
+            let one = s.spawn(|| group.makegateway(&with_gw1));
+            (many.join().unwrap(), one.join().unwrap())
+        });
+        let mut ids: Vec<String> = group
+            .gateways()
+            .iter()
+            .map(|g| g.id().to_string())
+            .collect();
+        ids.sort();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            before,
+            "an id given twice: {ids:?} ({:?} {:?})",
+            many.is_ok(),
+            one.is_ok()
+        );
+        group.terminate(Duration::from_secs(5));
+    }
+}
+
+/// `exit()` on a dead gateway's old handle leaves alone the live gateway that has since
+/// taken its id.
+#[test]
+fn exit_of_a_dead_handle_leaves_its_successor_in_the_group() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    let group = execnet::Group::new();
+    let named = format!("{}//id=x", spec(&py));
+    let old = group.makegateway(&named).unwrap();
+    let _ = old
+        .remote_exec("import os; os._exit(3)")
+        .unwrap()
+        .wait_close(None);
+    assert!(old.wait_dead(Duration::from_secs(5)).is_some());
+    let new = group.makegateway(&named).unwrap();
+    old.exit();
+    assert!(new.is_alive());
+    assert!(
+        group.get("x").is_some(),
+        "the live gateway x left the group"
+    );
+    assert_eq!(group.gateways().len(), 1);
+    group.terminate(Duration::from_secs(2));
+}
