@@ -640,7 +640,10 @@ impl Channel {
         self.h.session.transmit(|e| e.close(id, error).map(|_| ()))
     }
 
-    /// Announces that this side will send no more; it can still receive.
+    /// Announces that this side will send no more; it can still receive. When the other
+    /// side has closed the channel already (its code ended), there is nobody left to tell,
+    /// and this succeeds; after this side's own `close` or `send_last_message` it is
+    /// [`Error::Closed`].
     pub fn send_last_message(&self) -> Result<()> {
         {
             let mut q = self.h.st.lock();
@@ -650,7 +653,11 @@ impl Channel {
             q.sent_close = true;
         }
         let id = self.h.id;
-        self.h.session.transmit(|e| e.last_message(id))
+        match self.h.session.transmit(|e| e.last_message(id)) {
+            // Not closed by this side (checked above): the peer closed it.
+            Err(Error::Closed) => Ok(()),
+            other => other,
+        }
     }
 
     /// Whether the receiving side has ended (closed, failed, or the gateway died).

@@ -321,7 +321,10 @@ fn exec_prints_values_and_info_prints_a_table() {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "{\"a\":[1,2.5,null]}\n"
+        "{\"a\":[1,2.5,null]}\n",
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
     );
     let out = execnet()
         .args([

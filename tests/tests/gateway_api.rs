@@ -340,3 +340,29 @@ fn exit_of_a_dead_handle_leaves_its_successor_in_the_group() {
     assert_eq!(group.gateways().len(), 1);
     group.terminate(Duration::from_secs(2));
 }
+
+/// `send_last_message` after the remote code has ended (its side closed the channel)
+/// succeeds: there is nobody left to tell. A second one, or one after `close`, is refused.
+#[test]
+fn last_message_after_the_remote_side_closed_succeeds() {
+    let Some(py) = interp::require("cpython3.11") else {
+        return;
+    };
+    let group = execnet::Group::new();
+    let gw = group.makegateway(&spec(&py)).unwrap();
+    let ch = gw.remote_exec("channel.send(1)").unwrap();
+    assert_eq!(ch.receive::<i64>().unwrap(), 1);
+    ch.wait_close(Some(Duration::from_secs(10))).unwrap();
+    ch.send_last_message().unwrap();
+    assert!(matches!(
+        ch.send_last_message(),
+        Err(execnet::Error::Closed)
+    ));
+    let other = gw.remote_exec("channel.receive()").unwrap();
+    other.close().unwrap();
+    assert!(matches!(
+        other.send_last_message(),
+        Err(execnet::Error::Closed)
+    ));
+    group.terminate(Duration::from_secs(2));
+}
