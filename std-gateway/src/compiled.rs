@@ -116,10 +116,10 @@ impl Report {
 /// the source instead where `sys.version` differs), else compiled from the source. The
 /// code is also kept in the namespace as `execnet_agent_code`, for the agent's report.
 pub(crate) fn bootstrap_line(config: &AgentConfig, compiled: Option<&Compiled>) -> Vec<u8> {
-    let compile = format!(
-        "compile({}, '<string>', 'exec')",
-        py_literal(agent_as_sent())
-    );
+    // The agent as a literal is the same for every worker: rendered once.
+    static SOURCE: OnceLock<String> = OnceLock::new();
+    let source = SOURCE.get_or_init(|| py_literal(agent_as_sent()));
+    let compile = format!("compile({source}, '<string>', 'exec')");
     let code = match compiled {
         Some(c) => format!(
             "__import__('marshal').loads(__import__('binascii').a2b_base64('{}')) \
@@ -129,13 +129,12 @@ pub(crate) fn bootstrap_line(config: &AgentConfig, compiled: Option<&Compiled>) 
         ),
         None => compile,
     };
-    let mut line = format!(
+    format!(
         "(globals().__setitem__('execnet_config', {}), \
          globals().setdefault('execnet_agent_code', {code}))[1]\n",
         config.dict_literal()
-    );
-    line.shrink_to_fit();
-    line.into_bytes()
+    )
+    .into_bytes()
 }
 
 /// Reads the report the agent writes before the handshake byte when asked (after the
