@@ -219,9 +219,12 @@ enum State {
 /// and the length are what a split leaves out of the allocation.
 #[cfg(feature = "alloc")]
 const STRING_PREFIX: usize = 5;
+/// What the payload of a string value adds to its bytes: the opcode and the length
+/// before them, the `STOP` after.
+pub const STRING_OVERHEAD: usize = 6;
 /// The stand-in of a split string: its opcode, length 0, `STOP`.
 #[cfg(feature = "alloc")]
-const STAND_IN_LEN: usize = STRING_PREFIX + 1;
+const STAND_IN_LEN: usize = STRING_OVERHEAD;
 
 /// The stand-in for a payload of `len` bytes that starts with `prefix`, when the payload
 /// is one string: a string opcode whose length leaves room for exactly the `STOP`.
@@ -277,12 +280,29 @@ pub struct FrameReader<B> {
 fn join_split(split: &Option<[u8; STAND_IN_LEN]>, rest: &[u8]) -> alloc::vec::Vec<u8> {
     let mut whole = alloc::vec::Vec::with_capacity(rest.len() + STRING_PREFIX);
     if let Some(stand_in) = split {
-        // The length counts the bytes before the STOP that `rest` ends with.
-        let n = u32::try_from(rest.len().saturating_sub(1)).unwrap_or(u32::MAX);
-        whole.push(stand_in[0]);
-        whole.extend_from_slice(&n.to_be_bytes());
+        // The length counts the bytes before the last byte of `rest` (the STOP, or
+        // whatever stood there in a payload that turned out not to be one string).
+        whole.extend_from_slice(&string_prefix(stand_in[0], rest.len().saturating_sub(1)));
     }
     whole.extend_from_slice(rest);
+    whole
+}
+
+/// A string's opcode and its 4-byte length.
+#[cfg(feature = "alloc")]
+fn string_prefix(code: u8, len: usize) -> [u8; STRING_PREFIX] {
+    let n = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
+    [code, n[0], n[1], n[2], n[3]]
+}
+
+/// The payload of a string value, put back together from its opcode and its bytes (as
+/// [`FrameReader::take_string`] hands them out): one copy (feature `alloc`).
+#[cfg(feature = "alloc")]
+pub fn string_payload(code: u8, bytes: &[u8]) -> alloc::vec::Vec<u8> {
+    let mut whole = alloc::vec::Vec::with_capacity(bytes.len() + STRING_OVERHEAD);
+    whole.extend_from_slice(&string_prefix(code, bytes.len()));
+    whole.extend_from_slice(bytes);
+    whole.push(crate::opcode::STOP);
     whole
 }
 
@@ -791,14 +811,6 @@ mod tests {
             }
         }
         assert_eq!(got, [big, b"small".to_vec()]);
-    }
-
-    fn string_payload(code: u8, data: &[u8]) -> alloc::vec::Vec<u8> {
-        let mut p = alloc::vec![code];
-        p.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        p.extend_from_slice(data);
-        p.push(crate::opcode::STOP);
-        p
     }
 
     /// A frame as read: channel, payload (whole, or the stand-in when split), the split

@@ -43,8 +43,7 @@ pub(crate) enum Payload {
     Str(u8, Vec<u8>),
 }
 
-/// What a split string's encoding adds to its bytes: opcode, length, `STOP`.
-const STRING_OVERHEAD: usize = 6;
+use execnet_core::frame::STRING_OVERHEAD;
 
 impl Payload {
     /// Its size on the wire, which the budget counts.
@@ -60,12 +59,7 @@ impl Payload {
         match self {
             Payload::Encoded(v) => std::borrow::Cow::Borrowed(v),
             Payload::Str(code, bytes) => {
-                let mut v = Vec::with_capacity(bytes.len() + STRING_OVERHEAD);
-                v.push(*code);
-                v.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
-                v.extend_from_slice(bytes);
-                v.push(execnet_core::opcode::STOP);
-                std::borrow::Cow::Owned(v)
+                std::borrow::Cow::Owned(execnet_core::frame::string_payload(*code, bytes))
             }
         }
     }
